@@ -1,0 +1,183 @@
+// CPU kernels of the weight-only quantization ops: checks, then the torch-free core.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include "../common.h"
+#include "wattwise/quant/weight_only.h"
+
+namespace wattwise::ops {
+namespace {
+
+void check_group_size(const char* op, int64_t k, int64_t group_size) {
+  try {
+    quant::check_int4_group_size(k, group_size);
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK_VALUE(false, op, ": ", e.what());
+  }
+}
+
+void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
+  if (!bias.has_value()) return;
+  check_cpu(op, "bias", *bias);
+  check_dtype(op, "bias", *bias, at::kFloat);
+  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
+                    "], got ", bias->sizes());
+}
+
+// Flattens input to [m, k] and checks its last dimension; returns the output's shape.
+std::vector<int64_t> check_input(const char* op, const at::Tensor& input, int64_t k, int64_t n) {
+  check_cpu(op, "input", input);
+  check_dtype(op, "input", input, at::kFloat);
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
+                    ": input's last dimension must be in_features=", k, ", got shape ",
+                    input.sizes());
+  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
+  out.back() = n;
+  return out;
+}
+
+// Rows of the [m, k] view of input (k may be 0, so not numel / k).
+int64_t leading_rows(const at::Tensor& input) {
+  int64_t m = 1;
+  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
+  return m;
+}
+
+std::tuple<at::Tensor, at::Tensor> int8_quantize(const at::Tensor& weight) {
+  const char* op = "int8_weight_only_quantize";
+  check_cpu(op, "weight", weight);
+  check_dtype(op, "weight", weight, at::kFloat);
+  check_dim(op, "weight", weight, 2);
+  const at::Tensor w = weight.contiguous();
+  const int64_t n = w.size(0), k = w.size(1);
+  at::Tensor q = at::empty({n, k}, w.options().dtype(at::kChar));
+  at::Tensor scales = at::empty({n}, w.options());
+  sync_num_threads();
+  quant::int8_quantize(w.const_data_ptr<float>(), n, k, q.mutable_data_ptr<int8_t>(),
+                       scales.mutable_data_ptr<float>());
+  return {q, scales};
+}
+
+void check_int8_pair(const char* op, const at::Tensor& qweight, const at::Tensor& scales) {
+  check_cpu(op, "qweight", qweight);
+  check_dtype(op, "qweight", qweight, at::kChar);
+  check_dim(op, "qweight", qweight, 2);
+  check_cpu(op, "scales", scales);
+  check_dtype(op, "scales", scales, at::kFloat);
+  TORCH_CHECK_VALUE(scales.dim() == 1 && scales.size(0) == qweight.size(0), op,
+                    ": scales must have shape [", qweight.size(0), "], got ", scales.sizes());
+}
+
+at::Tensor int8_dequantize(const at::Tensor& qweight, const at::Tensor& scales) {
+  const char* op = "int8_weight_only_dequantize";
+  check_int8_pair(op, qweight, scales);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous();
+  const int64_t n = q.size(0), k = q.size(1);
+  at::Tensor w = at::empty({n, k}, s.options());
+  sync_num_threads();
+  quant::int8_dequantize(q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(), n, k,
+                         w.mutable_data_ptr<float>());
+  return w;
+}
+
+at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& qweight, const at::Tensor& scales,
+                       const std::optional<at::Tensor>& bias) {
+  const char* op = "int8_weight_only_linear";
+  check_int8_pair(op, qweight, scales);
+  const int64_t n = qweight.size(0), k = qweight.size(1);
+  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
+  check_bias(op, bias, n);
+  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
+  const int64_t m = leading_rows(x);
+  at::Tensor y = at::empty(out_shape, x.options());
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  sync_num_threads();
+  quant::int8_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<int8_t>(),
+                     s.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
+                     n, y.mutable_data_ptr<float>());
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> int4_quantize(const at::Tensor& weight, int64_t group_size) {
+  const char* op = "int4_weight_only_quantize";
+  check_cpu(op, "weight", weight);
+  check_dtype(op, "weight", weight, at::kFloat);
+  check_dim(op, "weight", weight, 2);
+  const int64_t n = weight.size(0), k = weight.size(1);
+  check_group_size(op, k, group_size);
+  const at::Tensor w = weight.contiguous();
+  at::Tensor packed = at::empty({n, k / 2}, w.options().dtype(at::kByte));
+  at::Tensor scales = at::empty({n, k / group_size}, w.options().dtype(at::kHalf));
+  sync_num_threads();
+  quant::int4_quantize(w.const_data_ptr<float>(), n, k, group_size,
+                       packed.mutable_data_ptr<uint8_t>(),
+                       reinterpret_cast<uint16_t*>(scales.mutable_data_ptr<at::Half>()));
+  return {packed, scales};
+}
+
+void check_int4_pair(const char* op, const at::Tensor& qweight, const at::Tensor& scales,
+                     int64_t group_size) {
+  check_cpu(op, "qweight", qweight);
+  check_dtype(op, "qweight", qweight, at::kByte);
+  check_dim(op, "qweight", qweight, 2);
+  check_cpu(op, "scales", scales);
+  check_dtype(op, "scales", scales, at::kHalf);
+  check_dim(op, "scales", scales, 2);
+  const int64_t n = qweight.size(0), k = qweight.size(1) * 2;
+  check_group_size(op, k, group_size);
+  TORCH_CHECK_VALUE(scales.size(0) == n && scales.size(1) == k / group_size, op,
+                    ": scales must have shape [", n, ", ", k / group_size, "] for qweight ",
+                    qweight.sizes(), " and group_size ", group_size, ", got ", scales.sizes());
+}
+
+at::Tensor int4_dequantize(const at::Tensor& qweight, const at::Tensor& scales,
+                           int64_t group_size) {
+  const char* op = "int4_weight_only_dequantize";
+  check_int4_pair(op, qweight, scales, group_size);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous();
+  const int64_t n = q.size(0), k = q.size(1) * 2;
+  at::Tensor w = at::empty({n, k}, q.options().dtype(at::kFloat));
+  sync_num_threads();
+  quant::int4_dequantize(q.const_data_ptr<uint8_t>(),
+                         reinterpret_cast<const uint16_t*>(s.const_data_ptr<at::Half>()), n, k,
+                         group_size, w.mutable_data_ptr<float>());
+  return w;
+}
+
+at::Tensor int4_linear(const at::Tensor& input, const at::Tensor& qweight, const at::Tensor& scales,
+                       int64_t group_size, const std::optional<at::Tensor>& bias) {
+  const char* op = "int4_weight_only_linear";
+  check_int4_pair(op, qweight, scales, group_size);
+  const int64_t n = qweight.size(0), k = qweight.size(1) * 2;
+  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
+  check_bias(op, bias, n);
+  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
+  const int64_t m = leading_rows(x);
+  at::Tensor y = at::empty(out_shape, x.options());
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  sync_num_threads();
+  quant::int4_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(),
+                     reinterpret_cast<const uint16_t*>(s.const_data_ptr<at::Half>()), group_size,
+                     b.defined() ? b.const_data_ptr<float>() : nullptr, n,
+                     y.mutable_data_ptr<float>());
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(wattwise, CPU, m) {
+  m.impl("int8_weight_only_quantize", &int8_quantize);
+  m.impl("int8_weight_only_dequantize", &int8_dequantize);
+  m.impl("int8_weight_only_linear", &int8_linear);
+  m.impl("int4_weight_only_quantize", &int4_quantize);
+  m.impl("int4_weight_only_dequantize", &int4_dequantize);
+  m.impl("int4_weight_only_linear", &int4_linear);
+}
+
+}  // namespace wattwise::ops

@@ -1,0 +1,41 @@
+"""wattwise: measure and cut the energy of PyTorch models.
+
+Pillars: quantization (``wattwise.quantization``), with energy tracking, pruning and early
+exit following the same layout. Importing wattwise imports torch and registers the
+``torch.ops.wattwise`` operators.
+"""
+
+from __future__ import annotations
+
+from ._extension import _C, _build_config
+from .quantization import quantize_
+
+__version__ = _build_config.WATTWISE_VERSION
+
+
+def cpu_info() -> dict:
+    """The CPU as wattwise sees it.
+
+    Returns a dict with ``simd`` (the kernel path in use: ``"avx2"`` or ``"scalar"``),
+    ``simd_detected`` (the best path this CPU and build support), ``model``,
+    ``logical_cpus``, ``physical_cores``, ``num_threads`` (threads the kernels use; they
+    run on torch's intra-op pool, so ``torch.set_num_threads`` applies), ``thread_pool``
+    and ``features`` (individual ISA flags).
+    """
+    return dict(_C.cpu_info())
+
+
+def set_simd(level: str) -> None:
+    """Force the kernel path for the whole process.
+
+    ``level`` is ``"auto"`` (the best available, the default), ``"avx2"`` or ``"scalar"``
+    (the reference kernels, useful to rule out a kernel bug). The environment variable
+    ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError`` for an unknown level
+    or one this CPU cannot run.
+    """
+    if not isinstance(level, str):
+        raise TypeError(f"set_simd: level must be a str, got {type(level).__name__}")
+    _C.set_simd(level)
+
+
+__all__ = ["__version__", "cpu_info", "quantization", "quantize_", "set_simd"]
