@@ -1,0 +1,54 @@
+"""The ``wattwise`` command line: one subcommand per task, errors on stderr with non-zero
+exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="quantize a real model and compare size and speed against fp32",
+        description="Offline demo: weight-only int8/int4 quantization of a real model.",
+    )
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per variant (default 20)")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(repeats=args.repeats)
+
+
+# Each entry adds one subcommand; pillars register theirs here.
+_SUBCOMMANDS = [_add_demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wattwise", description="Measure and cut the energy of PyTorch models."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"wattwise {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
