@@ -56,7 +56,7 @@ def main() -> None:
     for b in args.batch:
         xb = torch.randn(b, args.dim)
         with torch.inference_mode():
-            fns = {n: (lambda m=m: m(xb)) for n, m in variants.items()}
+            fns = {n: (lambda m=m, xb=xb: m(xb)) for n, m in variants.items()}
             times = time_interleaved(fns, rounds=rounds)
         for n, t in times.items():
             print(

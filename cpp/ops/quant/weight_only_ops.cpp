@@ -1,6 +1,8 @@
 // CPU kernels of the weight-only quantization ops: checks, then the torch-free core.
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <torch/library.h>
 
 #include <optional>
@@ -47,6 +49,29 @@ int64_t leading_rows(const at::Tensor& input) {
   int64_t m = 1;
   for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
   return m;
+}
+
+// From this many input rows on, a Linear is compute-bound and ATen's fp32 GEMM beats the
+// fused dequantize-and-multiply kernels: dequantize a block of weight rows at a time (the
+// block stays in cache) and multiply it with at::addmm/at::mm into the output's columns.
+constexpr int64_t kGemmMinRows = 32;
+constexpr int64_t kGemmBlockRows = 256;
+
+template <typename DequantizeRows>
+void blocked_dequant_gemm(const at::Tensor& x2d, const at::Tensor& bias, int64_t n, int64_t k,
+                          at::Tensor& y2d, DequantizeRows dequantize_rows) {
+  at::Tensor block = at::empty({std::min(n, kGemmBlockRows), k}, x2d.options());
+  for (int64_t r0 = 0; r0 < n; r0 += kGemmBlockRows) {
+    const int64_t rows = std::min(kGemmBlockRows, n - r0);
+    at::Tensor w = block.narrow(0, 0, rows);
+    dequantize_rows(r0, rows, w.mutable_data_ptr<float>());
+    at::Tensor out = y2d.narrow(1, r0, rows);
+    if (bias.defined()) {
+      at::addmm_out(out, bias.narrow(0, r0, rows), x2d, w.t());
+    } else {
+      at::mm_out(out, x2d, w.t());
+    }
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> int8_quantize(const at::Tensor& weight) {
@@ -98,6 +123,14 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& qweight, const
   at::Tensor y = at::empty(out_shape, x.options());
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   sync_num_threads();
+  if (m >= kGemmMinRows && k > 0 && n > 0) {
+    at::Tensor y2d = y.view({m, n});
+    blocked_dequant_gemm(x.view({m, k}), b, n, k, y2d, [&](int64_t r0, int64_t rows, float* w) {
+      quant::int8_dequantize(q.const_data_ptr<int8_t>() + r0 * k, s.const_data_ptr<float>() + r0,
+                             rows, k, w);
+    });
+    return y;
+  }
   quant::int8_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<int8_t>(),
                      s.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
                      n, y.mutable_data_ptr<float>());
@@ -161,10 +194,19 @@ at::Tensor int4_linear(const at::Tensor& input, const at::Tensor& qweight, const
   const int64_t m = leading_rows(x);
   at::Tensor y = at::empty(out_shape, x.options());
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  const auto* scale_bits = reinterpret_cast<const uint16_t*>(s.const_data_ptr<at::Half>());
   sync_num_threads();
-  quant::int4_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(),
-                     reinterpret_cast<const uint16_t*>(s.const_data_ptr<at::Half>()), group_size,
-                     b.defined() ? b.const_data_ptr<float>() : nullptr, n,
+  if (m >= kGemmMinRows && k > 0 && n > 0) {
+    at::Tensor y2d = y.view({m, n});
+    const int64_t groups = k / group_size;
+    blocked_dequant_gemm(x.view({m, k}), b, n, k, y2d, [&](int64_t r0, int64_t rows, float* w) {
+      quant::int4_dequantize(q.const_data_ptr<uint8_t>() + r0 * k / 2, scale_bits + r0 * groups,
+                             rows, k, group_size, w);
+    });
+    return y;
+  }
+  quant::int4_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(), scale_bits,
+                     group_size, b.defined() ? b.const_data_ptr<float>() : nullptr, n,
                      y.mutable_data_ptr<float>());
   return y;
 }
