@@ -23,8 +23,20 @@ def _run_demo(args) -> int:
     return run_demo(repeats=args.repeats)
 
 
+def _add_compare(sub) -> None:
+    from .review.cli import add_compare
+
+    add_compare(sub)
+
+
+def _add_report(sub) -> None:
+    from .review.cli import add_report
+
+    add_report(sub)
+
+
 # Each entry adds one subcommand; pillars register theirs here.
-_SUBCOMMANDS = [_add_demo]
+_SUBCOMMANDS = [_add_demo, _add_compare, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
