@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._extension import _C, _build_config
 from .quantization import quantize_
+from .review import Comparison, compare
 
 __version__ = _build_config.WATTWISE_VERSION
 
@@ -38,4 +39,12 @@ def set_simd(level: str) -> None:
     _C.set_simd(level)
 
 
-__all__ = ["__version__", "cpu_info", "quantization", "quantize_", "set_simd"]
+__all__ = [
+    "Comparison",
+    "__version__",
+    "compare",
+    "cpu_info",
+    "quantization",
+    "quantize_",
+    "set_simd",
+]
