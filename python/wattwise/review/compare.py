@@ -124,9 +124,9 @@ class _EnergyWindow:
 
 
 def _timeline_arrays(report, max_points: int = 300) -> dict:
-    tl = report.timeline(as_pandas=False)
+    tl = report.timeline()
     t = [float(v) for v in tl["t_s"]]
-    p = [float(v) for v in tl["power_w"]]
+    p = [float(v) for v in tl["total_w"]]
     step = max(1, len(t) // max_points)
     return {"t_s": t[::step], "power_w": p[::step]}
 
