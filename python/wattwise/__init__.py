@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._extension import _C, _build_config
 from .quantization import quantize_
+from .energy import EnergyReport, EnergyTracker, track_energy
 
 __version__ = _build_config.WATTWISE_VERSION
 
@@ -39,3 +40,4 @@ def set_simd(level: str) -> None:
 
 
 __all__ = ["__version__", "cpu_info", "quantization", "quantize_", "set_simd"]
+__all__ += ["EnergyReport", "EnergyTracker", "energy", "track_energy"]

@@ -23,8 +23,15 @@ def _run_demo(args) -> int:
     return run_demo(repeats=args.repeats)
 
 
+def _add_energy(sub) -> None:
+    from .energy.cli import add_energy_parser
+
+    add_energy_parser(sub)
+
+
 # Each entry adds one subcommand; pillars register theirs here.
 _SUBCOMMANDS = [_add_demo]
+_SUBCOMMANDS.append(_add_energy)
 
 
 def build_parser() -> argparse.ArgumentParser:
