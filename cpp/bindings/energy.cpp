@@ -24,9 +24,8 @@ void bind_energy(py::module_& m) {
       .def(py::init([](double interval_s, const std::string& sysfs_root,
                        const std::string& procfs_root, int pid, bool use_rapl, bool use_perf,
                        bool use_nvml, const std::string& nvml_library,
-                       std::optional<std::string> cuda_visible_devices,
-                       double cpu_watts_per_thread, double cpu_idle_fraction,
-                       double ram_watts_per_gb, size_t capacity) {
+                       std::optional<std::string> cuda_visible_devices, double cpu_watts_per_thread,
+                       double cpu_idle_fraction, double ram_watts_per_gb, size_t capacity) {
              SamplerConfig c;
              c.interval_s = interval_s;
              c.sysfs_root = sysfs_root;
@@ -76,8 +75,8 @@ void bind_energy(py::module_& m) {
               py::gil_scoped_release release;
               n = s.drain(&rows);
             }
-            py::array_t<double> out({static_cast<py::ssize_t>(n),
-                                     static_cast<py::ssize_t>(s.width())});
+            py::array_t<double> out(
+                {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(s.width())});
             if (n) std::copy(rows.begin(), rows.end(), out.mutable_data());
             return out;
           },
@@ -98,10 +97,9 @@ void bind_energy(py::module_& m) {
         d["mem_total_gb"] = i.mem_total_gb;
         return d;
       });
-  m.attr("ENERGY_COLUMNS") =
-      std::vector<std::string>{"t_s",          "cpu_measured_j", "cpu_estimate_j",
-                               "ram_measured_j", "ram_estimate_j", "process_cpu_j",
-                               "process_ram_j",  "machine_busy_cpu_s", "process_cpu_s"};
+  m.attr("ENERGY_COLUMNS") = std::vector<std::string>{
+      "t_s",           "cpu_measured_j", "cpu_estimate_j",     "ram_measured_j", "ram_estimate_j",
+      "process_cpu_j", "process_ram_j",  "machine_busy_cpu_s", "process_cpu_s"};
 }
 
 }  // namespace wattwise::bindings

@@ -8,8 +8,8 @@ exit following the same layout. Importing wattwise imports torch and registers t
 from __future__ import annotations
 
 from ._extension import _C, _build_config
-from .quantization import quantize_
 from .energy import EnergyReport, EnergyTracker, track_energy
+from .quantization import quantize_
 
 __version__ = _build_config.WATTWISE_VERSION
 

@@ -30,8 +30,7 @@ def _add_energy(sub) -> None:
 
 
 # Each entry adds one subcommand; pillars register theirs here.
-_SUBCOMMANDS = [_add_demo]
-_SUBCOMMANDS.append(_add_energy)
+_SUBCOMMANDS = [_add_demo, _add_energy]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -142,8 +142,8 @@ std::unique_ptr<CpuEnergyReader> open_perf(const std::string& sysfs_root,
   }
   const bool have_ram = parse_event(dir, "energy-ram", &ram);
   std::string mask;
-  std::vector<int> cpus = read_text_file(dir + "/cpumask", &mask) ? parse_cpumask(mask)
-                                                                  : std::vector<int>{0};
+  std::vector<int> cpus =
+      read_text_file(dir + "/cpumask", &mask) ? parse_cpumask(mask) : std::vector<int>{0};
   if (cpus.empty()) cpus.push_back(0);
 
   std::vector<Counter> counters;
@@ -158,8 +158,8 @@ std::unique_ptr<CpuEnergyReader> open_perf(const std::string& sysfs_root,
         close_all();
         status->permission_denied = fd == -EACCES || fd == -EPERM;
         status->message = std::string("perf_event_open(power/") +
-                          (k == 0 ? "energy-pkg" : "energy-ram") + "/, cpu " +
-                          std::to_string(cpu) + ") failed: " + std::strerror(-fd);
+                          (k == 0 ? "energy-pkg" : "energy-ram") + "/, cpu " + std::to_string(cpu) +
+                          ") failed: " + std::strerror(-fd);
         return nullptr;
       }
       Counter c;

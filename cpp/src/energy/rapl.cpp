@@ -21,11 +21,11 @@ constexpr double kAssumedMaxPowerW = 1000.0;
 enum class Kind { kPackage, kDram, kPsys, kCore, kUncore, kOther };
 
 struct Zone {
-  std::string dir;       // e.g. intel-rapl:0:2
-  std::string name;      // e.g. dram
-  bool mmio = false;     // intel-rapl-mmio:* rather than the MSR interface
+  std::string dir;    // e.g. intel-rapl:0:2
+  std::string name;   // e.g. dram
+  bool mmio = false;  // intel-rapl-mmio:* rather than the MSR interface
   Kind kind = Kind::kOther;
-  int package = -1;      // package id, from the zone or its parent
+  int package = -1;  // package id, from the zone or its parent
   int die = -1;
   uint64_t range_uj = 0;
   uint64_t last_uj = 0;
@@ -230,8 +230,9 @@ std::unique_ptr<CpuEnergyReader> open_rapl(const std::string& sysfs_root, ProbeS
   dram = dedup(dram, &dropped);
   if (cpu.empty()) {
     status->permission_denied = denied > 0;
-    status->message = denied > 0 ? "RAPL energy_uj under " + base + " is not readable (permission denied)"
-                                 : "no readable RAPL package zone under " + base;
+    status->message = denied > 0
+                          ? "RAPL energy_uj under " + base + " is not readable (permission denied)"
+                          : "no readable RAPL package zone under " + base;
     return nullptr;
   }
   for (const Zone& z : cpu) described.push_back(z.dir + " (" + z.name + ")");
@@ -241,8 +242,7 @@ std::unique_ptr<CpuEnergyReader> open_rapl(const std::string& sysfs_root, ProbeS
     status->permission_denied = true;
     described.push_back("some RAPL zones were not readable (permission denied)");
   }
-  return std::make_unique<RaplReader>(base, std::move(cpu), std::move(dram),
-                                      std::move(described));
+  return std::make_unique<RaplReader>(base, std::move(cpu), std::move(dram), std::move(described));
 }
 
 }  // namespace wattwise::energy

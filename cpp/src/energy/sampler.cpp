@@ -80,8 +80,8 @@ Sampler::Sampler(SamplerConfig config) : cfg_(std::move(config)) {
           "procfs_root '" + cfg_.procfs_root + "': cannot read " + cfg_.procfs_root + "/stat");
   double proc_s = 0;
   require(read_process_cpu_s(cfg_.procfs_root, cfg_.pid, &proc_s),
-          "pid " + std::to_string(cfg_.pid) + ": cannot read its stat under '" +
-              cfg_.procfs_root + "'");
+          "pid " + std::to_string(cfg_.pid) + ": cannot read its stat under '" + cfg_.procfs_root +
+              "'");
   last_stat_ = ps;
   if (!read_mem_total_gb(cfg_.procfs_root, &mem_total_gb_)) mem_total_gb_ = 0.0;
   probe();
@@ -96,8 +96,7 @@ Sampler::~Sampler() {
 }
 
 double Sampler::now_s() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 void Sampler::probe() {
@@ -118,8 +117,7 @@ void Sampler::probe() {
     st = ProbeStatus();
     gpu_reader_ = open_nvml(
         cfg_.nvml_library,
-        cfg_.cuda_visible_devices_set ? cfg_.cuda_visible_devices.c_str() : nullptr, now_s(),
-        &st);
+        cfg_.cuda_visible_devices_set ? cfg_.cuda_visible_devices.c_str() : nullptr, now_s(), &st);
     if (gpu_reader_) {
       gpu_names_ = gpu_reader_->names();
       gpu_modes_ = gpu_reader_->modes();

@@ -143,4 +143,6 @@ def resolve_carbon_intensity(
         src = f"{cloud_provider}/{cloud_region} ({region}) → " + src
     elif iso is None:
         src = f"world {c['year']} average, no country given: {c['source']}"
-    return CarbonIntensity(float(c["g_per_kwh"]), src, iso or "", c["country"] if iso else "", region)
+    return CarbonIntensity(
+        float(c["g_per_kwh"]), src, iso or "", c["country"] if iso else "", region
+    )

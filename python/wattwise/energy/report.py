@@ -92,11 +92,7 @@ class EnergyReport:
 
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """A JSON-ready dict of every field (phases nested), with the timeline as lists."""
-        d = {
-            k: v
-            for k, v in self.__dict__.items()
-            if not k.startswith("_") and k != "phases"
-        }
+        d = {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "phases"}
         d["emissions_rate_kg_per_s"] = self.emissions_rate_kg_per_s
         d["phases"] = {k: p.to_dict(timeline=False) for k, p in self.phases.items()}
         if timeline:

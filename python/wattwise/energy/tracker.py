@@ -37,8 +37,8 @@ from .report import (
     PROC_RAM,
     RAM_EST,
     RAM_MEAS,
-    T,
     EnergyReport,
+    T,
     build_timeline,
 )
 
@@ -208,9 +208,7 @@ class EnergyTracker:
     ) -> None:
         self.project_name = _check_str("project_name", project_name, allow_none=False)
         if not isinstance(output_dir, (str, os.PathLike)):
-            raise TypeError(
-                f"{_WHERE}: output_dir must be a path, got {type(output_dir).__name__}"
-            )
+            raise TypeError(f"{_WHERE}: output_dir must be a path, got {type(output_dir).__name__}")
         self.output_dir = os.fspath(output_dir)
         self.interval_s = _check_number("interval_s", interval_s, 0.001, 3600)
         self.experiment_id = _check_str("experiment_id", experiment_id) or ""
@@ -672,6 +670,8 @@ def track_energy(fn=None, /, **tracker_kwargs):
 
     if fn is not None:
         return decorate(fn)
+    # Bad arguments fail here, at decoration, not at the first call.
+    EnergyTracker(**{"project_name": "wattwise", **tracker_kwargs, "save_to_file": False})
     return decorate
 
 

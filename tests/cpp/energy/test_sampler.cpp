@@ -182,7 +182,8 @@ TEST_F(FakeTrees, SensorVanishingMidRunFallsBackToTheEstimate) {
   EXPECT_NEAR(row[kCpuEstimate], 10.0 * busy_s, 1e-9);
   s.stop();
   bool noted = false;
-  for (const std::string& n : s.info().notes) noted = noted || n.find("vanished") != std::string::npos;
+  for (const std::string& n : s.info().notes)
+    noted = noted || n.find("vanished") != std::string::npos;
   EXPECT_TRUE(noted);
 }
 
@@ -273,7 +274,7 @@ TEST_F(FakeTrees, ThreadSamplesAtTheConfiguredPeriodAndRestarts) {
     EXPECT_FALSE(s.running());
     std::vector<double> rows;
     EXPECT_GE(s.drain(&rows), 3u);  // start row, some periodic rows, the stop row
-    EXPECT_LT(rows[kT], 1e-12);    // each run starts from zero
+    EXPECT_LT(rows[kT], 1e-12);     // each run starts from zero
   }
 }
 

@@ -31,22 +31,22 @@ struct SamplerConfig {
   double cpu_watts_per_thread = 0.0;
   double cpu_idle_fraction = 0.3;
   double ram_watts_per_gb = 0.375;
-  size_t capacity = 1 << 17;  // rows kept between drains
+  size_t capacity = 1 << 17;                  // rows kept between drains
   std::shared_ptr<PerfBackend> perf_backend;  // nullptr: the perf_event_open syscall
 };
 
 // Columns of a sample row; cumulative since start() except kT. GPU columns follow, one per
 // visible GPU.
 enum Column : int {
-  kT = 0,          // seconds since start()
-  kCpuMeasured,    // joules from the CPU counter (method(): "rapl" or "perf")
-  kCpuEstimate,    // joules from the CPU-time model
-  kRamMeasured,    // joules from the DRAM counter
-  kRamEstimate,    // joules from the per-GB model
-  kProcessCpu,     // the process's share of CPU joules
-  kProcessRam,     // the process's share of RAM joules
-  kMachineBusyS,   // busy CPU-seconds of the machine
-  kProcessCpuS,    // CPU-seconds of the process and its waited-for children
+  kT = 0,         // seconds since start()
+  kCpuMeasured,   // joules from the CPU counter (method(): "rapl" or "perf")
+  kCpuEstimate,   // joules from the CPU-time model
+  kRamMeasured,   // joules from the DRAM counter
+  kRamEstimate,   // joules from the per-GB model
+  kProcessCpu,    // the process's share of CPU joules
+  kProcessRam,    // the process's share of RAM joules
+  kMachineBusyS,  // busy CPU-seconds of the machine
+  kProcessCpuS,   // CPU-seconds of the process and its waited-for children
   kFixedColumns
 };
 
