@@ -125,39 +125,61 @@ def _atomic_write(path: str, data: str) -> None:
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # readers see the old file or the new one, never a half
+        # rename(2) is atomic: a reader, or a run killed at any point, sees the old file or
+        # the new one, never a half. (No fsync: it would cost milliseconds per stop() and
+        # only matters for a power cut.)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
+def _csv_text(fieldnames, rows, header: bool) -> str:
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=fieldnames, restval="", lineterminator="\n")
+    if header:
+        w.writeheader()
+    w.writerows(rows)
+    return out.getvalue()
+
+
 def append_csv_row(path: str, row: dict) -> None:
-    """Appends one row to a CSV file atomically (rewrite + rename under a directory lock), so
-    that a killed process or a concurrent writer never leaves a half-written file. Columns
-    missing from an existing header (an older file, or CodeCarbon's) are added."""
+    """Appends one row to a CSV file so that a killed process or a concurrent writer never
+    leaves a half-written file: under a directory lock, one O_APPEND write of the whole line
+    when the header matches; otherwise (a new column, or another tool's file) the file is
+    rewritten with the union of the columns and renamed into place."""
     d = os.path.dirname(os.path.abspath(path))
     lock_fd = os.open(d, os.O_RDONLY)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)  # released by the kernel if we die: never stale
-        rows, header = [], []
-        if os.path.exists(path):
+        header: list[str] = []
+        if os.path.exists(path) and os.path.getsize(path) > 0:
             with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                header = list(reader.fieldnames or [])
-                rows = list(reader)
-        header += [c for c in row if c not in header]
-        out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        w.writerow(row)
-        _atomic_write(path, out.getvalue())
+                header = next(csv.reader(f), [])
+        if not header:
+            _atomic_write(path, _csv_text(list(row), [row], header=True))
+        elif set(row) <= set(header):
+            data = _csv_text(header, [row], header=False).encode("utf-8")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(f"short write appending to {path}")
+            finally:
+                os.close(fd)
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            header += [c for c in row if c not in header]
+            _atomic_write(path, _csv_text(header, [*rows, row], header=True))
     finally:
         os.close(lock_fd)
+
+
+@functools.lru_cache(maxsize=1)
+def _platform() -> str:
+    return platform.platform()  # reads the interpreter binary: slow enough to cache
 
 
 class EnergyTracker:
@@ -614,7 +636,7 @@ class EnergyTracker:
             "region": report.region,
             "cloud_provider": report.cloud_provider,
             "cloud_region": report.cloud_region,
-            "os": platform.platform(),
+            "os": _platform(),
             "python_version": platform.python_version(),
             "codecarbon_version": "",
             "cpu_count": report.cpu_count,
