@@ -398,6 +398,18 @@ def test_forked_child_does_not_inherit_a_running_tracker(tmp_path):
     assert t.stop().energy_kwh > 0
 
 
+def test_a_tracker_left_running_is_stopped_at_exit(tmp_path):
+    code = (
+        "import wattwise, sys; "
+        f"t = wattwise.EnergyTracker('left', output_dir={str(tmp_path)!r}, gpu=False); "
+        "t.start(); sum(range(10**5))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(wattwise.__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    rows = _read_csv(tmp_path / "emissions.csv")
+    assert len(rows) == 1 and rows[0]["project_name"] == "left"
+
+
 def test_csv_append_is_atomic_and_keeps_codecarbon_columns(tmp_path):
     path = tmp_path / "emissions.csv"
     path.write_text("timestamp,project_name,duration\n2024-01-01,old,1.0\n")

@@ -6,6 +6,7 @@ stop, flush and phase boundaries, when it collects the buffered samples as numpy
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import datetime as _dt
@@ -93,7 +94,16 @@ def _after_fork_in_child() -> None:
         tracker._forget_after_fork()
 
 
+def _stop_all_at_exit() -> None:
+    # Like CodeCarbon: a script that never called stop() still gets its report and CSV row.
+    for tracker in list(_live):
+        if tracker.running:
+            with contextlib.suppress(Exception):
+                tracker.stop()
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_all_at_exit)
 
 
 def _check_number(name, value, lo, hi, *, lo_open=False, allow_none=False):
