@@ -22,7 +22,8 @@ void bind_energy(py::module_& m) {
                       "Samples RAPL / perf / NVML counters (or the CPU-time estimate) on a C++ "
                       "thread into a ring buffer of cumulative joules.")
       .def(py::init([](double interval_s, const std::string& sysfs_root,
-                       const std::string& procfs_root, int pid, bool use_rapl, bool use_perf,
+                       const std::string& procfs_root, int pid, const std::string& cgroup_cpu_file,
+                       const std::string& cgroup_memory_file, bool use_rapl, bool use_perf,
                        bool use_nvml, const std::string& nvml_library,
                        std::optional<std::string> cuda_visible_devices, double cpu_watts_per_thread,
                        double cpu_idle_fraction, double ram_watts_per_gb, size_t capacity) {
@@ -31,6 +32,8 @@ void bind_energy(py::module_& m) {
              c.sysfs_root = sysfs_root;
              c.procfs_root = procfs_root;
              c.pid = pid;
+             c.cgroup_cpu_file = cgroup_cpu_file;
+             c.cgroup_memory_file = cgroup_memory_file;
              c.use_rapl = use_rapl;
              c.use_perf = use_perf;
              c.use_nvml = use_nvml;
@@ -44,7 +47,8 @@ void bind_energy(py::module_& m) {
              return std::make_unique<Sampler>(std::move(c));
            }),
            py::kw_only(), py::arg("interval_s") = 0.1, py::arg("sysfs_root") = "/sys",
-           py::arg("procfs_root") = "/proc", py::arg("pid") = 0, py::arg("use_rapl") = true,
+           py::arg("procfs_root") = "/proc", py::arg("pid") = 0, py::arg("cgroup_cpu_file") = "",
+           py::arg("cgroup_memory_file") = "", py::arg("use_rapl") = true,
            py::arg("use_perf") = true, py::arg("use_nvml") = true,
            py::arg("nvml_library") = "libnvidia-ml.so.1",
            py::arg("cuda_visible_devices") = std::nullopt, py::arg("cpu_watts_per_thread"),

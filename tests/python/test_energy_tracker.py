@@ -164,6 +164,49 @@ def test_sensor_vanishing_mid_run(tmp_path, fake_sys):
     assert any("CPU power model:" in a for a in r.assumptions)
 
 
+def test_process_scope_cgroup_on_fake_trees(tmp_path):
+    proc, sysfs = tmp_path / "proc", tmp_path / "sys"
+    (proc / "self").mkdir(parents=True)
+    (proc / "stat").write_text("cpu  100 0 0 100 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\n")
+    (proc / "meminfo").write_text("MemTotal: 10000000 kB\n")
+    (proc / "self/stat").write_text("1 (x) R" + " 0" * 20 + "\n")
+    (proc / "self/statm").write_text("1 1 0 0 0 0 0\n")
+    (proc / "self/cgroup").write_text("0::/job.slice/run-1\n")
+    cg = sysfs / "fs/cgroup/job.slice/run-1"
+    cg.mkdir(parents=True)
+    (cg / "cpu.stat").write_text("usage_usec 1000000\nuser_usec 1\n")
+    (cg / "memory.current").write_text("2048000000\n")
+    t = _tracker(
+        tmp_path,
+        procfs_root=proc,
+        sysfs_root=sysfs,
+        process_scope="cgroup",
+        tracking_mode="process",
+        cpu_watts_per_thread=10.0,
+        interval_s=3600,
+    )
+    t.start()
+    (cg / "cpu.stat").write_text("usage_usec 3500000\nuser_usec 1\n")
+    r = t.stop()
+    assert r.cpu_energy_kwh * J == pytest.approx(25.0)  # 2.5 CPU-s x 10 W
+    assert r.ram_energy_kwh == pytest.approx(r.machine["ram_energy_kwh"] * 2.048 / 10.24)
+    assert any("cgroup" in a for a in r.assumptions)
+    (proc / "self/cgroup").write_text("0::/elsewhere\n")
+    shutil.rmtree(cg)
+    with pytest.raises(ValueError, match="process_scope"):
+        _tracker(tmp_path, procfs_root=proc, sysfs_root=sysfs, process_scope="cgroup")
+
+
+def test_process_scope_cgroup_on_this_machine(tmp_path):
+    try:
+        t = _tracker(tmp_path, process_scope="cgroup", tracking_mode="process")
+    except ValueError as exc:
+        pytest.skip(f"this machine exposes no cgroup CPU accounting: {exc}")
+    with t:
+        _spin(0.05)
+    assert t.report.energy_kwh > 0
+
+
 def test_permission_denied_is_said_once_and_falls_back(tmp_path):
     # An unprivileged user must be able to reach the tree: pytest's tmp_path is private.
     base = Path(tempfile.mkdtemp(prefix="wattwise-perm-"))

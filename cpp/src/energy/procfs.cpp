@@ -119,4 +119,28 @@ bool read_mem_total_gb(const std::string& procfs_root, double* out) {
   return true;
 }
 
+bool read_cgroup_cpu_s(const std::string& file, double* out) {
+  std::string text;
+  if (!read_text_file(file, &text)) return false;
+  const bool v2 = file.size() >= 8 && file.compare(file.size() - 8, 8, "cpu.stat") == 0;
+  const size_t at = v2 ? text.find("usage_usec ") : 0;
+  if (at == std::string::npos) return false;
+  const char* begin = text.c_str() + at + (v2 ? 11 : 0);
+  char* end = nullptr;
+  const double v = std::strtod(begin, &end);
+  if (end == begin) return false;
+  *out = v2 ? v / 1e6 : v / 1e9;
+  return true;
+}
+
+bool read_cgroup_memory_gb(const std::string& file, double* out) {
+  std::string text;
+  if (!read_text_file(file, &text)) return false;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str()) return false;
+  *out = v / 1e9;
+  return true;
+}
+
 }  // namespace wattwise::energy

@@ -140,6 +140,17 @@ void Sampler::note_locked(const std::string& text) {
   if (std::find(notes_.begin(), notes_.end(), text) == notes_.end()) notes_.push_back(text);
 }
 
+bool Sampler::read_tracked_cpu_s(double* out) const {
+  return cfg_.cgroup_cpu_file.empty() ? read_process_cpu_s(cfg_.procfs_root, cfg_.pid, out)
+                                      : read_cgroup_cpu_s(cfg_.cgroup_cpu_file, out);
+}
+
+bool Sampler::read_tracked_memory_gb(double* out) const {
+  if (!cfg_.cgroup_memory_file.empty()) return read_cgroup_memory_gb(cfg_.cgroup_memory_file, out);
+  if (!cfg_.cgroup_cpu_file.empty()) return false;
+  return read_process_rss_gb(cfg_.procfs_root, cfg_.pid, out);
+}
+
 void Sampler::rebaseline_locked(double now) {
   // Discard whatever the counters accumulated before start().
   if (cpu_reader_ && !cpu_lost_) {
@@ -155,7 +166,7 @@ void Sampler::rebaseline_locked(double now) {
     gpu_reader_->read(now, scratch.data());
   }
   if (!read_proc_stat(cfg_.procfs_root, &last_stat_)) last_stat_ = ProcStat();
-  if (!read_process_cpu_s(cfg_.procfs_root, cfg_.pid, &last_proc_s_)) last_proc_s_ = 0.0;
+  if (!read_tracked_cpu_s(&last_proc_s_)) last_proc_s_ = 0.0;
   std::fill(row_.begin(), row_.end(), 0.0);
   t0_ = now;
   last_t_ = now;
@@ -184,11 +195,13 @@ void Sampler::sample_locked(double now) {
     note_locked(cfg_.procfs_root + "/stat became unreadable; CPU load held at its last value");
   }
   double proc = 0.0, proc_now = 0.0;
-  if (read_process_cpu_s(cfg_.procfs_root, cfg_.pid, &proc_now)) {
+  if (read_tracked_cpu_s(&proc_now)) {
     proc = std::max(0.0, proc_now - last_proc_s_);
     last_proc_s_ = proc_now;
   } else {
-    note_locked("the tracked process's stat became unreadable (process exited?)");
+    note_locked(cfg_.cgroup_cpu_file.empty()
+                    ? "the tracked process's stat became unreadable (process exited?)"
+                    : "the tracked cgroup's CPU file became unreadable");
   }
   row_[kMachineBusyS] += busy;
   row_[kProcessCpuS] += proc;
@@ -226,7 +239,7 @@ void Sampler::sample_locked(double now) {
     row_[kRamEstimate] += ram;
   }
   double rss = 0.0;
-  if (mem_total_gb_ > 0 && read_process_rss_gb(cfg_.procfs_root, cfg_.pid, &rss))
+  if (mem_total_gb_ > 0 && read_tracked_memory_gb(&rss))
     row_[kProcessRam] += ram * std::min(1.0, rss / mem_total_gb_);
 
   if (gpu_reader_ && !gpu_names_.empty()) {

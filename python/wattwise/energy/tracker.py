@@ -192,6 +192,50 @@ def _platform() -> str:
     return platform.platform()  # reads the interpreter binary: slow enough to cache
 
 
+def cgroup_files(procfs_root: str, sysfs_root: str, pid: int | None) -> tuple[str, str]:
+    """The CPU-time and memory files of pid's cgroup (v1 cpuacct/memory or v2), looked up
+    under ``<sysfs_root>/fs/cgroup``; a path missing there falls back to the hierarchy's root,
+    which is what a container with its own cgroup namespace sees. Raises ValueError when
+    there is none."""
+    where = os.path.join(procfs_root, str(pid) if pid else "self", "cgroup")
+    try:
+        with open(where, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"{_WHERE}: process_scope='cgroup' but {where} is unreadable") from exc
+    base = os.path.join(sysfs_root, "fs", "cgroup")
+
+    def find(dirs, path, name):
+        for d in dirs:
+            for cand in (os.path.join(d, path.lstrip("/")), d):
+                if os.path.isfile(os.path.join(cand, name)):
+                    return os.path.join(cand, name)
+        return ""
+
+    cpu = mem = ""
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hid, ctrls, path = parts
+        names = ctrls.split(",")
+        if "cpuacct" in names and not cpu:
+            dirs = [os.path.join(base, ctrls), os.path.join(base, "cpuacct")]
+            cpu = find(dirs, path, "cpuacct.usage")
+        if "memory" in names and not mem:
+            mem = find([os.path.join(base, "memory")], path, "memory.usage_in_bytes")
+        if hid == "0" and ctrls == "":
+            dirs = [base, os.path.join(base, "unified")]
+            cpu = cpu or find(dirs, path, "cpu.stat")
+            mem = mem or find(dirs, path, "memory.current")
+    if not cpu:
+        raise ValueError(
+            f"{_WHERE}: process_scope='cgroup' but no cgroup CPU accounting file "
+            f"(cpuacct.usage or cpu.stat) was found under {base} for {where}"
+        )
+    return cpu, mem
+
+
 class EnergyTracker:
     """Tracks energy and emissions of a block of code, like CodeCarbon's EmissionsTracker.
 
@@ -212,6 +256,10 @@ class EnergyTracker:
     With ``save_to_file``, ``stop()`` and ``flush()`` append a row to
     ``output_dir/output_file`` (CodeCarbon's emissions.csv columns plus wattwise's) and
     ``stop()`` writes the timeline as JSON beside it.
+
+    The process figures follow ``pid`` (default: this process, with its waited-for
+    children) or, with ``process_scope="cgroup"``, the whole cgroup of that process (a
+    container or a batch job).
     """
 
     def __init__(
@@ -237,6 +285,7 @@ class EnergyTracker:
         cpu_idle_fraction: float = 0.3,
         ram_watts_per_gb: float = _tables.RAM_WATTS_PER_GB,
         pid: int | None = None,
+        process_scope: str = "pid",
     ) -> None:
         self.project_name = _check_str("project_name", project_name, allow_none=False)
         if not isinstance(output_dir, (str, os.PathLike)):
@@ -280,6 +329,16 @@ class EnergyTracker:
         if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
             raise ValueError(f"{_WHERE}: pid must be a positive int or None, got {pid!r}")
         self.pid = pid
+        if process_scope not in ("pid", "cgroup"):
+            raise ValueError(
+                f"{_WHERE}: process_scope must be 'pid' or 'cgroup', got {process_scope!r}"
+            )
+        self.process_scope = process_scope
+        self._cgroup = (
+            cgroup_files(self.procfs_root, self.sysfs_root, pid)
+            if process_scope == "cgroup"
+            else ("", "")
+        )
         for name, value in (
             ("country_iso_code", country_iso_code),
             ("cloud_provider", cloud_provider),
@@ -412,6 +471,8 @@ class EnergyTracker:
             sysfs_root=self.sysfs_root,
             procfs_root=self.procfs_root,
             pid=self.pid or 0,
+            cgroup_cpu_file=self._cgroup[0],
+            cgroup_memory_file=self._cgroup[1],
             use_nvml=self.gpu,
             nvml_library=self.nvml_library,
             cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -584,12 +645,15 @@ class EnergyTracker:
                 else f"user-supplied ram_watts_per_gb={self.ram_watts_per_gb:g}"
             )
             out.append(f"RAM power model: {src}; {info['mem_total_gb']:.1f} GB installed")
-        pid = self.pid or "self"
+        if self.process_scope == "cgroup":
+            who = f"the cgroup ({self._cgroup[0]}; memory {self._cgroup[1] or 'unknown'})"
+        else:
+            pid = self.pid or "self"
+            who = f"{self.procfs_root}/{pid}/stat, children counted once waited for"
         out.append(
             "process figures: CPU energy x the process's share of busy CPU time (or its "
-            f"CPU time x the CPU power model), from {self.procfs_root}/{pid}/stat, children "
-            "counted once waited for; RAM energy x resident/installed memory; visible GPUs "
-            "wholly attributed to the process"
+            f"CPU time x the CPU power model), from {who}; RAM energy x resident/installed "
+            "memory; visible GPUs wholly attributed to the process"
         )
         if self.pue == 1.0:
             out.append("pue=1.0: no data-centre overhead on top of the IT energy")

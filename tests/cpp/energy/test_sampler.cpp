@@ -234,6 +234,35 @@ TEST_F(FakeTrees, EstimateFollowsCpuTimeAndMemory) {
   s.stop();
 }
 
+TEST_F(FakeTrees, CgroupCpuTimeReplacesTheProcess) {
+  write(root_ / "cg1/cpuacct.usage", "2000000000\n");  // v1: nanoseconds
+  write(root_ / "cg1/memory.usage_in_bytes", "4096000000\n");
+  write(root_ / "cg2/cpu.stat", "usage_usec 500000\nuser_usec 1\n");  // v2: microseconds
+  double v = 0;
+  ASSERT_TRUE(read_cgroup_cpu_s((root_ / "cg1/cpuacct.usage").string(), &v));
+  EXPECT_DOUBLE_EQ(v, 2.0);
+  ASSERT_TRUE(read_cgroup_cpu_s((root_ / "cg2/cpu.stat").string(), &v));
+  EXPECT_DOUBLE_EQ(v, 0.5);
+  ASSERT_TRUE(read_cgroup_memory_gb((root_ / "cg1/memory.usage_in_bytes").string(), &v));
+  EXPECT_DOUBLE_EQ(v, 4.096);
+  EXPECT_FALSE(read_cgroup_cpu_s((root_ / "cg3/cpu.stat").string(), &v));
+
+  SamplerConfig c = config();
+  c.cgroup_cpu_file = (root_ / "cg1/cpuacct.usage").string();
+  c.cgroup_memory_file = (root_ / "cg1/memory.usage_in_bytes").string();
+  Sampler s(c);
+  s.start();
+  write(root_ / "cg1/cpuacct.usage", "3500000000\n");
+  set_process_ticks(1000);  // ignored: the cgroup is tracked
+  std::vector<double> row = s.snapshot();
+  EXPECT_NEAR(row[kProcessCpuS], 1.5, 1e-12);
+  EXPECT_NEAR(row[kProcessCpu], 15.0, 1e-9);
+  EXPECT_NEAR(row[kProcessRam], row[kRamEstimate] * 4.096 / (8000000.0 * 1024 / 1e9), 1e-9);
+  s.stop();
+  c.cgroup_cpu_file = (root_ / "cg3/cpu.stat").string();
+  EXPECT_THROW(Sampler{c}, std::invalid_argument);
+}
+
 TEST_F(FakeTrees, IdlePowerIsCountedForEveryCpu) {
   SamplerConfig c = config();
   c.cpu_idle_fraction = 0.5;

@@ -19,6 +19,10 @@ struct SamplerConfig {
   std::string sysfs_root = "/sys";
   std::string procfs_root = "/proc";
   int pid = 0;  // the process whose share is attributed; 0 = this process
+  // When set, the process figures follow this cgroup instead of pid (a container, a job):
+  // its cpu.stat / cpuacct.usage and memory.current / memory.usage_in_bytes files.
+  std::string cgroup_cpu_file;
+  std::string cgroup_memory_file;
   bool use_rapl = true;
   bool use_perf = true;
   bool use_nvml = true;
@@ -100,6 +104,8 @@ class Sampler {
   void loop();
   double now_s() const;
   void note_locked(const std::string& text);
+  bool read_tracked_cpu_s(double* out) const;
+  bool read_tracked_memory_gb(double* out) const;
 
   SamplerConfig cfg_;
   mutable std::mutex mu_;

@@ -86,6 +86,10 @@ bool read_proc_stat(const std::string& procfs_root, ProcStat* out);
 bool read_process_cpu_s(const std::string& procfs_root, int pid, double* out);
 bool read_process_rss_gb(const std::string& procfs_root, int pid, double* out);
 bool read_mem_total_gb(const std::string& procfs_root, double* out);
+// A cgroup's CPU time: cgroup v2 cpu.stat (usage_usec) or v1 cpuacct.usage (ns), in seconds.
+bool read_cgroup_cpu_s(const std::string& file, double* out);
+// A cgroup's memory: v2 memory.current or v1 memory.usage_in_bytes, in GB.
+bool read_cgroup_memory_gb(const std::string& file, double* out);
 
 // Reads a whole small file; false when it cannot be opened (errno preserved).
 bool read_text_file(const std::string& path, std::string* out);
