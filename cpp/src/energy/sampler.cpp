@@ -79,9 +79,14 @@ Sampler::Sampler(SamplerConfig config) : cfg_(std::move(config)) {
   require(read_proc_stat(cfg_.procfs_root, &ps),
           "procfs_root '" + cfg_.procfs_root + "': cannot read " + cfg_.procfs_root + "/stat");
   double proc_s = 0;
-  require(read_process_cpu_s(cfg_.procfs_root, cfg_.pid, &proc_s),
-          "pid " + std::to_string(cfg_.pid) + ": cannot read its stat under '" + cfg_.procfs_root +
-              "'");
+  if (cfg_.cgroup_cpu_file.empty()) {
+    require(read_process_cpu_s(cfg_.procfs_root, cfg_.pid, &proc_s),
+            "pid " + std::to_string(cfg_.pid) + ": cannot read its stat under '" +
+                cfg_.procfs_root + "'");
+  } else {
+    require(read_cgroup_cpu_s(cfg_.cgroup_cpu_file, &proc_s),
+            "cgroup_cpu_file '" + cfg_.cgroup_cpu_file + "' is not a readable cgroup CPU file");
+  }
   last_stat_ = ps;
   if (!read_mem_total_gb(cfg_.procfs_root, &mem_total_gb_)) mem_total_gb_ = 0.0;
   probe();
