@@ -87,7 +87,7 @@ def test_estimate_on_this_machine(tmp_path):
     if r.methods["cpu"] == "estimate":
         assert any("CPU power model:" in a for a in r.assumptions)
     tl = r.timeline()
-    assert len(tl) >= 5 and np.all(np.diff(tl["t_s"]) > 0)
+    assert len(tl) >= 3 and np.all(np.diff(tl["t_s"]) > 0)
     assert tl["energy_kwh"][-1] == pytest.approx(r.energy_kwh, rel=1e-6)
     rows = _read_csv(tmp_path / "out/emissions.csv")
     assert len(rows) == 1
@@ -278,7 +278,10 @@ def test_fake_nvml_counter_per_visible_gpu(tmp_path, fake_nvml, monkeypatch):
     # 200 W for the run; the counter's clock and the report's differ by read latency only
     assert r.gpu_energy_kwh * J == pytest.approx(200 * r.duration_s, rel=0.05, abs=0.02)
     assert r.energy_kwh == pytest.approx(r.cpu_energy_kwh + r.gpu_energy_kwh + r.ram_energy_kwh)
-    assert r.timeline()["gpu0_w"].mean() == pytest.approx(200, rel=0.1)
+    tl = r.timeline()
+    dt = np.diff(np.concatenate([[0.0], tl["t_s"]]))
+    assert np.sum(tl["gpu0_w"] * dt) == pytest.approx(r.gpu_energy_kwh * J, rel=1e-9)
+    assert np.median(tl["gpu0_w"]) == pytest.approx(200, rel=0.1)
 
 
 def test_fake_nvml_power_integrated_without_counter(tmp_path, fake_nvml, monkeypatch):

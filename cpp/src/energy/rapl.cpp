@@ -93,7 +93,13 @@ class RaplReader final : public CpuEnergyReader {
       const Zone& z = zones[i];
       // The counter runs modulo max_energy_range_uj; the period bound makes one wrap the
       // most that can have happened, so a smaller value means exactly one wrap.
-      uint64_t delta = v >= z.last_uj ? v - z.last_uj : z.range_uj - z.last_uj + v;
+      uint64_t delta = 0;
+      if (v >= z.last_uj)
+        delta = v - z.last_uj;
+      else if (z.last_uj <= z.range_uj)
+        delta = z.range_uj - z.last_uj + v;
+      // else: a value beyond the advertised range (a broken sensor): count nothing rather
+      // than an absurd wrap.
       (*now)[i] = v;
       *joules += static_cast<double>(delta) / 1e6;
     }

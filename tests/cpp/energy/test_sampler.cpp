@@ -298,7 +298,7 @@ TEST_F(FakeTrees, ThreadSamplesAtTheConfiguredPeriodAndRestarts) {
   for (int run = 0; run < 2; ++run) {
     s.start();
     EXPECT_TRUE(s.running());
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     s.stop();
     EXPECT_FALSE(s.running());
     std::vector<double> rows;
