@@ -398,6 +398,15 @@ def test_report_after_exception_and_restart(tmp_path):
     assert [r["run_id"] for r in rows] == [first.run_id, second.run_id, second.run_id]
 
 
+def test_unwritable_output_dir_warns_and_keeps_the_report(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    t = wattwise.EnergyTracker("x", output_dir=blocker / "sub", gpu=False)
+    with pytest.warns(RuntimeWarning, match="could not write"), pytest.raises(KeyError), t:
+        raise KeyError("user error wins")
+    assert t.report is not None and any("could not write" in n for n in t.report.notes)
+
+
 def test_track_energy_decorator(tmp_path):
     @wattwise.track_energy(output_dir=tmp_path, save_to_file=False, gpu=False)
     def f(x):

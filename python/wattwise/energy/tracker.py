@@ -406,7 +406,7 @@ class EnergyTracker:
             report = self._build(final=True)
             self.report = report
         if self.save_to_file:
-            self._save(report, with_timeline=True)
+            self._save_or_warn(report, with_timeline=True)
         return report
 
     def flush(self) -> EnergyReport:
@@ -418,7 +418,7 @@ class EnergyTracker:
             self._rows.append(self._sampler.drain())
             report = self._build(final=False, end_row=row)
         if self.save_to_file:
-            self._save(report, with_timeline=False)
+            self._save_or_warn(report, with_timeline=False)
         return report
 
     def restart(self) -> EnergyTracker:
@@ -676,6 +676,16 @@ class EnergyTracker:
         if not final:
             notes.append("interim report (flush): the run is still going")
         return notes
+
+    def _save_or_warn(self, report: EnergyReport, with_timeline: bool) -> None:
+        # A full disk or a read-only folder must not turn a finished run (or the exception
+        # leaving a with-block) into a different error: the report is already in hand.
+        try:
+            self._save(report, with_timeline)
+        except OSError as exc:
+            msg = f"could not write to {self.output_dir!r}: {exc}"
+            report.notes.append(msg)
+            warnings.warn(f"wattwise: {msg}", RuntimeWarning, stacklevel=3)
 
     def _save(self, report: EnergyReport, with_timeline: bool) -> None:
         os.makedirs(self.output_dir, exist_ok=True)
