@@ -21,7 +21,7 @@ import pytest
 import wattwise
 from wattwise.cli import main as cli_main
 from wattwise.energy import tracker as tracker_mod
-from wattwise.energy.tracker import CODECARBON_COLUMNS, append_csv_row
+from wattwise.energy.output import CODECARBON_COLUMNS, WATTWISE_COLUMNS, append_csv_row
 
 ROOT = Path(__file__).resolve().parents[2]
 J = 3.6e6  # joules per kWh
@@ -91,7 +91,7 @@ def test_estimate_on_this_machine(tmp_path):
     assert tl["energy_kwh"][-1] == pytest.approx(r.energy_kwh, rel=1e-6)
     rows = _read_csv(tmp_path / "out/emissions.csv")
     assert len(rows) == 1
-    assert list(rows[0])[: len(CODECARBON_COLUMNS)] == CODECARBON_COLUMNS
+    assert list(rows[0]) == CODECARBON_COLUMNS + WATTWISE_COLUMNS
     assert float(rows[0]["energy_consumed"]) == pytest.approx(r.energy_kwh)
     assert rows[0]["cpu_method"] == r.methods["cpu"] and rows[0]["country_iso_code"] == "FRA"
     doc = json.loads((tmp_path / "out" / rows[0]["timeline_file"]).read_text())
