@@ -145,6 +145,9 @@ def test_fake_rapl_duplicate_domains_counted_once(tmp_path, fake_sys):
     r = t.stop()
     assert r.cpu_energy_kwh * J == pytest.approx(7.0)
     assert r.ram_energy_kwh * J == pytest.approx(2.0)
+    assert any(n.startswith("not summed: intel-rapl-mmio:0 ") for n in r.notes)
+    assert any(n.startswith("not summed: intel-rapl:1 (psys") for n in r.notes)
+    assert any(n.startswith("rapl counters summed: intel-rapl:0 (package-0)") for n in r.notes)
 
 
 def test_sensor_vanishing_mid_run(tmp_path, fake_sys):

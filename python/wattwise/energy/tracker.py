@@ -576,6 +576,11 @@ class EnergyTracker:
 
     def _notes(self, info, n_gpus, final) -> list[str]:
         notes = list(info["notes"])
+        counters = info["cpu_counters"]
+        summed = [c for c in counters if not c.startswith(("not summed", "some "))]
+        if summed:
+            notes.append(f"{info['cpu_method']} counters summed: " + ", ".join(summed))
+        notes += [c for c in counters if c not in summed]
         if info["cpu_method"] == "estimate":
             notes += [m for m in info["probe_messages"] if not m.startswith("nvml")]
         if self.gpu and n_gpus == 0:
