@@ -6,5 +6,6 @@
 namespace wattwise::bindings {
 
 void bind_common(pybind11::module_& m);
+void bind_energy(pybind11::module_& m);
 
 }  // namespace wattwise::bindings

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "wattwise C++ core";
   m.attr("__torch_version__") = WATTWISE_TORCH_VERSION;
   wattwise::bindings::bind_common(m);
+  wattwise::bindings::bind_energy(m);
 }

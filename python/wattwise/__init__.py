@@ -8,6 +8,7 @@ exit following the same layout. Importing wattwise imports torch and registers t
 from __future__ import annotations
 
 from ._extension import _C, _build_config
+from .energy import EnergyReport, EnergyTracker, track_energy
 from .quantization import quantize_
 from .review import Comparison, compare
 
@@ -41,10 +42,14 @@ def set_simd(level: str) -> None:
 
 __all__ = [
     "Comparison",
+    "EnergyReport",
+    "EnergyTracker",
     "__version__",
     "compare",
     "cpu_info",
+    "energy",
     "quantization",
     "quantize_",
     "set_simd",
+    "track_energy",
 ]

@@ -23,6 +23,12 @@ def _run_demo(args) -> int:
     return run_demo(repeats=args.repeats)
 
 
+def _add_energy(sub) -> None:
+    from .energy.cli import add_energy_parser
+
+    add_energy_parser(sub)
+
+
 def _add_compare(sub) -> None:
     from .review.cli import add_compare
 
@@ -36,7 +42,7 @@ def _add_report(sub) -> None:
 
 
 # Each entry adds one subcommand; pillars register theirs here.
-_SUBCOMMANDS = [_add_demo, _add_compare, _add_report]
+_SUBCOMMANDS = [_add_demo, _add_energy, _add_compare, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
