@@ -156,3 +156,24 @@ def test_cli_compare_and_report(tmp_path, capsys, data):
     )
     assert rc == 2
     assert "unknown ['bogus']" in capsys.readouterr().err
+
+
+def test_energy_per_inference_is_measured_and_labelled(variants, data):
+    result = compare(
+        variants,
+        data,
+        metric=accuracy,
+        batch_sizes=(4,),
+        repeats=3,
+        min_time_s=0.2,
+        interval_s=0.01,
+        progress=False,
+    )
+    for row in result.rows():
+        assert row["energy_j_per_inference"] > 0
+        assert row["g_co2e_per_million"] > 0
+        assert set(row["energy_method"].split("+")) <= {"rapl", "perf", "nvml", "estimate"}
+    assert result.meta["carbon_intensity_g_per_kwh"] > 0
+    assert all(tl["t_s"] for tl in result.timelines.values())
+    assert "Power timeline" in result.to_html()
+    assert "Energy per inference from" in result.to_markdown()
