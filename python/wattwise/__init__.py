@@ -7,6 +7,7 @@ exit following the same layout. Importing wattwise imports torch and registers t
 
 from __future__ import annotations
 
+from . import early_exit
 from ._extension import _C, _build_config
 from .quantization import quantize_
 
@@ -38,4 +39,4 @@ def set_simd(level: str) -> None:
     _C.set_simd(level)
 
 
-__all__ = ["__version__", "cpu_info", "quantization", "quantize_", "set_simd"]
+__all__ = ["__version__", "cpu_info", "early_exit", "quantization", "quantize_", "set_simd"]
