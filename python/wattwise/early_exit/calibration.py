@@ -23,8 +23,9 @@ class CalibrationResult:
 
     ``accuracy_drop`` is final-exit accuracy minus early-exit accuracy (same samples);
     ``accuracy_drop_upper`` and ``compute_fraction_upper`` are one-sided upper bounds at
-    ``confidence`` (normal approximation over samples) of what to expect on fresh data from
-    the same distribution. ``compute_fraction`` is mean FLOPs / the plain model's FLOPs.
+    ``confidence`` of what to expect on fresh data from the same distribution (the drop:
+    Wilson score bound of the rate of samples that only the final exit gets right, less the
+    rate only the early exit gets right; the compute: normal approximation). ``compute_fraction`` is mean FLOPs / the plain model's FLOPs.
     """
 
     criterion: str
@@ -122,6 +123,25 @@ class _Policy:
         return idx, right, diff, cost
 
 
+def _wilson_upper(k: int, n: int, z: float) -> float:
+    """Wilson score upper bound of a binomial rate: unlike the normal interval it stays
+    positive when no event was seen (k = 0 gives about z^2 / n)."""
+    if n == 0:
+        return 1.0
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + half) / (1 + z * z / n))
+
+
+def _drop_upper(diff: torch.Tensor, z: float) -> float:
+    """Upper bound of the accuracy drop: the Wilson bound of the rate of samples only the
+    final exit gets right, less the observed rate of samples only the early exit gets right."""
+    n = diff.numel()
+    worse, better = int((diff > 0).sum()), int((diff < 0).sum())
+    return _wilson_upper(worse, n, z) - better / max(n, 1)
+
+
 def _upper(x: torch.Tensor, z: float) -> float:
     n = x.numel()
     return float(x.mean() + z * x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float(x.mean())
@@ -197,7 +217,7 @@ def calibrate(
 
         def ok(thr) -> bool:
             _, _, diff, _ = policy.evaluate(thr)
-            drop = _upper(diff, z) if use_upper_bound else float(diff.mean())
+            drop = _drop_upper(diff, z) if use_upper_bound else float(diff.mean())
             return drop <= target + 1e-12
 
         for k in range(n_exits - 1):
@@ -239,7 +259,7 @@ def calibrate(
         accuracy=float(right.mean()),
         final_accuracy=float(correct[-1].double().mean()),
         accuracy_drop=float(diff.mean()),
-        accuracy_drop_upper=_upper(diff, z),
+        accuracy_drop_upper=_drop_upper(diff, z),
         compute_fraction=float(c.mean()),
         compute_fraction_upper=_upper(c, z),
         exit_fractions=(counts.double() / labels.numel()).tolist(),
