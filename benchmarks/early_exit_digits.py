@@ -95,7 +95,6 @@ def run(name, make, epochs, target, min_run_time):
         net,
         [(xc[i : i + 50], yc[i : i + 50]) for i in range(0, len(yc), 50)],
         max_accuracy_drop=target,
-        use_upper_bound=True,
         progress=False,
     )
     with torch.no_grad():

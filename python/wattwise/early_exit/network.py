@@ -255,7 +255,6 @@ class EarlyExitNetwork(nn.Module):
         if self._flops_example is None and batch > 0:
             self._flops_example = (x[:1].clone(), *(e[:1].clone() for e in extra))
 
-        n = self.num_exits
         code = int(self.criterion_code)
         patience = code == CRITERIA["patience"]
         thresholds = [*self.thresholds.tolist(), -math.inf]
@@ -266,9 +265,11 @@ class EarlyExitNetwork(nn.Module):
         out = None
         pred = streak = None
         h = x
-        for k in range(n):
-            h = self.stages[k](h, *extra)
-            logits = self._head(k, h)
+        for k, (stage, head) in enumerate(zip(self.stages, self.heads, strict=True)):
+            h = stage(h, *extra)
+            logits = head(h)
+            if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+                self._head(k, h)  # raises the descriptive error
             if logits.dtype != torch.float32:
                 logits = logits.float()
             if out is None:
