@@ -172,9 +172,10 @@ def calibrate(
     Give one of ``max_accuracy_drop`` (default 0.01: the ``confidence`` upper bound of the
     accuracy drop below the final exit must stay within it, so that the target holds on
     fresh data; ``use_upper_bound=False`` checks the drop measured on the calibration data
-    instead, which small calibration sets overfit) or ``flops_budget`` (mean FLOPs as a fraction of the plain model's, in
-    (0, 1]). Exits are set greedily from the first: each takes the lowest threshold that
-    keeps the target, so the cheapest exits take as many samples as they can.
+    instead, which small calibration sets overfit) or ``flops_budget`` (mean FLOPs as a
+    fraction of the plain model's, in (0, 1]). Exits are set greedily from the first: each
+    takes the lowest threshold that keeps the target, so the cheapest exits take as many
+    samples as they can.
     ``loader`` yields ``(x, *extra, labels)``; use held-out data, not the training set.
     """
     if not isinstance(net, EarlyExitNetwork):
