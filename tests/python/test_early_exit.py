@@ -185,6 +185,38 @@ def test_attach_exits_to_sequential_shares_the_model():
     torch.testing.assert_close(net.forward_all(x)[-1], model(x))
 
 
+class TinyResNet(nn.Module):
+    """torchvision's ResNet layout: named stages, and a flatten inside forward before fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.layer1 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.layer2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.layer3 = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.relu(self.conv1(x)))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def test_attach_exits_to_resnet_style_stages():
+    model = TinyResNet().eval()
+    x = torch.randn(5, 1, 8, 8)
+
+    def head(name, feats):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(feats.shape[1], 10))
+
+    net = attach_exits(model, ["layer1", "layer2"], head, x, flatten_before=("fc",)).eval()
+    assert net.stages[1].names == ["layer2"]
+    torch.testing.assert_close(net.infer(x)[0], model(x))
+    with pytest.raises(ValueError, match="flatten_before"):
+        attach_exits(model, ["layer1"], head, x, flatten_before=("head",))
+
+
 def test_attach_exits_to_transformer_layers_with_padding_masks():
     d, t = 16, 6
     layers = nn.ModuleList(

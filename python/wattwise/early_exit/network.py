@@ -358,15 +358,20 @@ class Segment(nn.Module):
     the extra arguments get them (by keyword when ``extra_names`` is given); a tuple output
     (as Hugging Face layers return) is reduced to its first element."""
 
-    def __init__(self, layers: Sequence[tuple[str, nn.Module]], extra_names=None):
+    def __init__(
+        self, layers: Sequence[tuple[str, nn.Module]], extra_names=None, flatten_before=()
+    ):
         super().__init__()
         self.names = [n for n, _ in layers]
         self.layers = nn.ModuleList([m for _, m in layers])
         self.extra_names = tuple(extra_names) if extra_names else None
         self._takes_extra = [_takes(m, self.extra_names) for m in self.layers]
+        self._flatten = [n in set(flatten_before) for n in self.names]
 
     def forward(self, x, *extra):
-        for layer, takes in zip(self.layers, self._takes_extra, strict=True):
+        for layer, takes, flat in zip(self.layers, self._takes_extra, self._flatten, strict=True):
+            if flat:
+                x = torch.flatten(x, 1)
             if extra and takes:
                 if self.extra_names:
                     x = layer(x, **dict(zip(self.extra_names, extra, strict=True)))
@@ -390,6 +395,7 @@ def attach_exits(
     *example_extra: torch.Tensor,
     extra_names: Sequence[str] | None = None,
     final_head: nn.Module | None = None,
+    flatten_before: Sequence[str] = (),
     criterion: str = "max_prob",
 ) -> EarlyExitNetwork:
     """Adds exits to an existing model without copying its code or weights.
@@ -405,7 +411,9 @@ def attach_exits(
     ``("src_key_padding_mask",)`` for ``nn.TransformerEncoderLayer``); without it they are
     passed positionally to layers whose forward takes more than one argument.
     ``final_head``: the classifier after the last layer when ``model`` does not end in one
-    (a list of encoder layers); default ``nn.Identity()``.
+    (a list of encoder layers); default ``nn.Identity()``. ``flatten_before``: children
+    whose input the model's forward flattens from dim 1 first (torchvision's ResNet does
+    ``torch.flatten(x, 1)`` before ``fc``: pass ``flatten_before=("fc",)``).
     """
     if isinstance(model, nn.Module) and not isinstance(model, nn.ModuleList):
         children = list(model.named_children())
@@ -440,8 +448,13 @@ def attach_exits(
         raise ValueError(
             f"attach_exits: cannot exit after the last layer {after[-1]!r}: that is the final exit"
         )
+    for f in flatten_before:
+        if f not in names:
+            raise ValueError(f"attach_exits: flatten_before names {f!r}, not among {names}")
     bounds = [0, *[c + 1 for c in cuts], len(children)]
-    stages = [Segment(children[b:e], extra_names) for b, e in itertools.pairwise(bounds)]
+    stages = [
+        Segment(children[b:e], extra_names, flatten_before) for b, e in itertools.pairwise(bounds)
+    ]
     heads = []
     was_training = isinstance(model, nn.Module) and model.training
     h = example_input
