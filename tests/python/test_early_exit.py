@@ -94,6 +94,20 @@ def test_exit_step_opcheck(args):
     torch.library.opcheck(torch.ops.wattwise.exit_step.default, args)
 
 
+@pytest.mark.parametrize("args", list(step_samples()))
+def test_torch_twin_of_exit_step_matches_the_op(args):
+    """exit_step_torch serves non-CPU devices; on CPU it must agree with the C++ op."""
+    from wattwise.early_exit.network import exit_step_torch
+
+    a = [t.clone() if isinstance(t, torch.Tensor) else t for t in args]
+    b = [t.clone() if isinstance(t, torch.Tensor) else t for t in args]
+    got = exit_step_torch(*a)
+    want = torch.ops.wattwise.exit_step.default(*b)
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)
+    assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
+
+
 @pytest.mark.parametrize("simd", ["scalar", "auto"])
 @pytest.mark.parametrize("criterion", CRITERIA)
 def test_infer_matches_reference(criterion, simd):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import _ops  # noqa: F401  (registers the fake kernel of exit_step)
-from .criteria import CRITERIA, check_threshold, criterion_code
+from .criteria import CRITERIA, check_threshold, confidence, criterion_code
 
 _CODE_TO_CRITERION = {v: k for k, v in CRITERIA.items()}
 
@@ -34,6 +34,8 @@ class ExitStats:
 
     def _update(self, exit_index, logits, labels) -> None:
         n = len(self.exit_counts)
+        exit_index, logits = exit_index.cpu(), logits.cpu()
+        labels = labels.cpu() if labels is not None else None
         self.exit_counts += torch.bincount(exit_index, minlength=n)
         if labels is not None:
             correct = (logits.argmax(1) == labels).long()
@@ -98,6 +100,29 @@ class ExitStats:
 
     def __repr__(self) -> str:
         return f"ExitStats({self.as_dict()})"
+
+
+def exit_step_torch(
+    logits, positions, out, exit_index, stage, code, threshold, temperature, prev_pred, prev_streak
+):
+    """Pure-torch twin of ``torch.ops.wattwise.exit_step`` for tensors on other devices
+    (the C++ op is CPU-only): the same decision and compaction, with one host sync (the
+    ``nonzero``) per stage."""
+    z = logits.float() / temperature
+    pred = z.argmax(1)
+    streak = torch.zeros_like(pred)
+    if code == CRITERIA["patience"]:
+        if prev_pred is not None:
+            streak = torch.where(pred == prev_pred, prev_streak + 1, streak)
+        conf = streak.to(torch.float32)
+    else:
+        conf = confidence([z], _CODE_TO_CRITERION[code], [1.0])[0]
+    leave = conf >= threshold
+    rows = (~leave).nonzero().flatten()
+    gone = leave.nonzero().flatten()
+    out.index_copy_(0, positions[gone], logits[gone].to(out.dtype))
+    exit_index.index_fill_(0, positions[gone], stage)
+    return rows, positions[rows], pred[rows], streak[rows]
 
 
 def _count_flops(module: nn.Module, args: tuple) -> tuple[float, torch.Tensor]:
@@ -259,9 +284,10 @@ class EarlyExitNetwork(nn.Module):
         patience = code == CRITERIA["patience"]
         thresholds = [*self.thresholds.tolist(), -math.inf]
         temps = self.temperatures.tolist()
-        step = torch.ops.wattwise.exit_step.default
-        positions = torch.arange(batch)
-        exit_index = torch.empty(batch, dtype=torch.long)
+        cpu = x.device.type == "cpu"
+        step = torch.ops.wattwise.exit_step.default if cpu else exit_step_torch
+        positions = torch.arange(batch, device=x.device)
+        exit_index = torch.empty(batch, dtype=torch.long, device=x.device)
         out = None
         pred = streak = None
         h = x
