@@ -19,9 +19,7 @@ std::string fmt(double v) {
   return std::to_string(v);
 }
 
-void require(bool ok, const std::string& msg) {
-  if (!ok) throw std::invalid_argument("exit_step: " + msg);
-}
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("exit_step: " + msg); }
 
 }  // namespace
 
@@ -80,24 +78,29 @@ void row_stats(const float* logits, int64_t rows, int64_t cols, float inv_temper
 }
 
 int64_t exit_step(const StepArgs& a) {
-  require(a.rows >= 0 && a.out_rows >= 0, "rows must be >= 0, got rows=" + std::to_string(a.rows) +
-                                              " out_rows=" + std::to_string(a.out_rows));
-  require(a.rows <= a.out_rows, "more rows (" + std::to_string(a.rows) + ") than output rows (" +
-                                    std::to_string(a.out_rows) + ")");
-  require(a.cols >= 1, "logits need at least one class, got " + std::to_string(a.cols));
-  require(a.temperature > 0.f && std::isfinite(a.temperature),
-          "temperature must be a finite number > 0, got " + fmt(a.temperature));
+  // Messages are built only on failure: this runs once per stage of every batch.
+  if (a.rows < 0 || a.out_rows < 0 || a.rows > a.out_rows) {
+    fail("need 0 <= rows <= out_rows, got rows=" + std::to_string(a.rows) +
+         " out_rows=" + std::to_string(a.out_rows));
+  }
+  if (a.cols < 1) fail("logits need at least one class, got " + std::to_string(a.cols));
+  if (!(a.temperature > 0.f && std::isfinite(a.temperature))) {
+    fail("temperature must be a finite number > 0, got " + fmt(a.temperature));
+  }
   check_threshold(a.criterion, a.threshold);
-  require((a.prev_pred == nullptr) == (a.prev_streak == nullptr),
-          "prev_pred and prev_streak must be given together");
+  if ((a.prev_pred == nullptr) != (a.prev_streak == nullptr)) {
+    fail("prev_pred and prev_streak must be given together");
+  }
   if (a.rows == 0) return 0;
-  require(a.logits && a.positions && a.out && a.exit_index && a.cont_rows && a.cont_positions &&
-              a.next_pred && a.next_streak,
-          "null pointer");
+  if (!(a.logits && a.positions && a.out && a.exit_index && a.cont_rows && a.cont_positions &&
+        a.next_pred && a.next_streak)) {
+    fail("null pointer");
+  }
   for (int64_t r = 0; r < a.rows; ++r) {
-    require(a.positions[r] >= 0 && a.positions[r] < a.out_rows,
-            "position " + std::to_string(a.positions[r]) + " of row " + std::to_string(r) +
-                " is outside the output's " + std::to_string(a.out_rows) + " rows");
+    if (a.positions[r] < 0 || a.positions[r] >= a.out_rows) {
+      fail("position " + std::to_string(a.positions[r]) + " of row " + std::to_string(r) +
+           " is outside the output's " + std::to_string(a.out_rows) + " rows");
+    }
   }
 
   // Thread-local scratch: the exit loop calls this once per stage, allocation-free after warm-up.
