@@ -604,3 +604,17 @@ def test_attach_exits_to_minilm_encoder_layers():
     assert torch.equal(idx, ref_idx) and len(set(idx.tolist())) > 1
     torch.testing.assert_close(logits, ref_logits)
     torch.testing.assert_close(h, full)
+
+
+def test_threshold_changes_take_effect_between_batches():
+    net = mlp_net()
+    x = torch.randn(20, 8)
+    assert net.infer(x)[1].tolist() == [2] * 20
+    net.set_thresholds([0.0, 0.0])
+    assert net.infer(x)[1].tolist() == [0] * 20
+    state = net.state_dict()
+    state["thresholds"] = torch.tensor([math.inf, 0.0], dtype=torch.float64)
+    net.load_state_dict(state)
+    assert net.infer(x)[1].tolist() == [1] * 20
+    net.thresholds.fill_(math.inf)
+    assert net.infer(x)[1].tolist() == [2] * 20

@@ -229,6 +229,20 @@ class EarlyExitNetwork(nn.Module):
                 raise ValueError(f"temperatures[{k}] (heads.{k}): must be finite and > 0, got {v}")
         self.temperatures.copy_(torch.tensor(values, dtype=torch.float64))
 
+    def _exit_config(self) -> tuple[int, list[float], list[float]]:
+        # Python copies of the buffers, refreshed when a buffer is replaced or written in
+        # place (set_thresholds, load_state_dict): saves three tensor reads per batch.
+        bufs = (self.criterion_code, self.thresholds, self.temperatures)
+        key = tuple((id(b), b._version) for b in bufs)
+        if self.__dict__.get("_config_key") != key:
+            self.__dict__["_config"] = (
+                int(self.criterion_code),
+                [*self.thresholds.tolist(), -math.inf],
+                self.temperatures.tolist(),
+            )
+            self.__dict__["_config_key"] = key
+        return self.__dict__["_config"]
+
     # ---- forward paths ---------------------------------------------------------------
 
     def _head(self, k: int, h: torch.Tensor) -> torch.Tensor:
@@ -280,10 +294,8 @@ class EarlyExitNetwork(nn.Module):
         if self._flops_example is None and batch > 0:
             self._flops_example = (x[:1].clone(), *(e[:1].clone() for e in extra))
 
-        code = int(self.criterion_code)
+        code, thresholds, temps = self._exit_config()
         patience = code == CRITERIA["patience"]
-        thresholds = [*self.thresholds.tolist(), -math.inf]
-        temps = self.temperatures.tolist()
         cpu = x.device.type == "cpu"
         step = torch.ops.wattwise.exit_step.default if cpu else exit_step_torch
         positions = torch.arange(batch, device=x.device)
