@@ -542,6 +542,9 @@ def test_bad_input_raises_clear_errors():
     bad = EarlyExitNetwork([nn.Identity(), nn.Identity()], [nn.Identity(), nn.Linear(8, 2)]).eval()
     with pytest.raises(ValueError, match=r"heads\.0 .*2-D.*\(4, 3, 8\)"):
         bad.infer(torch.randn(4, 3, 8))
+    mixed = EarlyExitNetwork([nn.Identity()] * 2, [nn.Linear(8, 3), nn.Linear(8, 4)]).eval()
+    with pytest.raises(ValueError, match=r"heads\.1 returns 4 classes"):
+        mixed.infer(torch.randn(4, 8))
     with pytest.raises(ValueError, match=r"extra\[0\]"):
         net.infer(torch.randn(4, 8), torch.randn(3))
     with pytest.raises(ValueError, match="not both"):

@@ -312,6 +312,11 @@ class EarlyExitNetwork(nn.Module):
                 logits = logits.float()
             if out is None:
                 out = logits.new_empty((batch, logits.shape[1]))
+            elif logits.shape[1] != out.shape[1]:
+                raise ValueError(
+                    f"heads.{k} returns {logits.shape[1]} classes but the earlier heads "
+                    f"return {out.shape[1]}: every exit must classify into the same classes"
+                )
             rows, positions, next_pred, next_streak = step(
                 logits, positions, out, exit_index, k, code, thresholds[k], temps[k], pred, streak
             )
