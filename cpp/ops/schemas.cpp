@@ -22,4 +22,11 @@ TORCH_LIBRARY(wattwise, m) {
       "int4_weight_only_linear(Tensor input, Tensor qweight, Tensor scales, int group_size, "
       "Tensor? bias) -> Tensor",
       {at::Tag::pt2_compliant_tag});
+  // exit: one stage of the early-exit loop. Exiting rows are written into out/exit_index at
+  // their batch positions; returns the continuing rows, their positions and patience state.
+  m.def(
+      "exit_step(Tensor logits, Tensor positions, Tensor(a!) out, Tensor(b!) exit_index, int "
+      "stage, int criterion, float threshold, float temperature, Tensor? prev_pred, Tensor? "
+      "prev_streak) -> (Tensor cont_rows, Tensor cont_positions, Tensor next_pred, Tensor "
+      "next_streak)");
 }

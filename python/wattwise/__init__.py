@@ -7,6 +7,7 @@ exit following the same layout. Importing wattwise imports torch and registers t
 
 from __future__ import annotations
 
+from . import early_exit
 from ._extension import _C, _build_config
 from .energy import EnergyReport, EnergyTracker, track_energy
 from .quantization import quantize_
@@ -47,6 +48,7 @@ __all__ = [
     "__version__",
     "compare",
     "cpu_info",
+    "early_exit",
     "energy",
     "quantization",
     "quantize_",
