@@ -91,10 +91,10 @@ class ObserverBase(nn.Module):
             max_pos = torch.maximum(-min_neg, max_pos)
             scale = torch.clamp(max_pos / ((qmax - qmin) / 2), min=self.eps)
             zp = (qmin + qmax + 1) // 2 if self.dtype == torch.quint8 else 0
-            zero_point = torch.full_like(scale, zp, dtype=torch.int64)
+            zero_point = torch.full_like(scale, zp, dtype=torch.int32)
         else:
             scale = torch.clamp((max_pos - min_neg) / float(qmax - qmin), min=self.eps)
-            zero_point = qmin - torch.round(min_neg / scale).to(torch.int64)
+            zero_point = qmin - torch.round(min_neg / scale).to(torch.int32)
             zero_point = torch.clamp(zero_point, qmin, qmax)
         return scale.to(torch.float32), zero_point
 
