@@ -96,6 +96,8 @@ class ObserverBase(nn.Module):
             scale = torch.clamp((max_pos - min_neg) / float(qmax - qmin), min=self.eps)
             zero_point = qmin - torch.round(min_neg / scale).to(torch.int32)
             zero_point = torch.clamp(zero_point, qmin, qmax)
+        if scale.dim() == 0:  # torch.ao returns shape [1] for per-tensor observers
+            scale, zero_point = scale.reshape(1), zero_point.reshape(1)
         return scale.to(torch.float32), zero_point
 
     def calculate_qparams(self):
@@ -154,7 +156,7 @@ class PerChannelMinMaxObserver(ObserverBase):
     per_channel = True
 
     def __init__(
-        self, ch_axis: int = 0, dtype=torch.qint8, qscheme=torch.per_channel_symmetric, **kwargs
+        self, ch_axis: int = 0, dtype=torch.quint8, qscheme=torch.per_channel_affine, **kwargs
     ):
         super().__init__(dtype=dtype, qscheme=qscheme, **kwargs)
         if isinstance(ch_axis, bool) or not isinstance(ch_axis, int):
@@ -229,7 +231,8 @@ class PercentileObserver(ObserverBase):
 
 class MSEObserver(ObserverBase):
     """Chooses the clipping range that minimizes the mean squared quantization error over
-    a sample of the observed values (a grid search over shrunken min/max ranges)."""
+    a sample of the observed values: a grid search over the observed min/max range scaled
+    by (grid - i) / grid, i = 0 .. grid - 1."""
 
     def __init__(self, sample_size: int = 1 << 16, grid: int = 64, **kwargs):
         super().__init__(**kwargs)
@@ -246,16 +249,19 @@ class MSEObserver(ObserverBase):
             d = x.detach().to(torch.float32)
             self.min_val = torch.minimum(self.min_val, d.min())
             self.max_val = torch.maximum(self.max_val, d.max())
-            keep = max(1, self.sample_size // 8)
-            self.sample = _subsample(
-                torch.cat([self.sample, _subsample(d, keep)]), self.sample_size
+            # A fresh batch gets as much of the sample as the history (reservoir-like).
+            seen = int(self.sample.numel())
+            keep = self.sample_size if seen == 0 else max(1, self.sample_size // 2)
+            merged = torch.cat(
+                [_subsample(self.sample, self.sample_size - keep), _subsample(d, keep)]
             )
+            self.sample = merged
         return x
 
     def calculate_qparams(self):
         best = None
         for i in range(self.grid):
-            alpha = 1.0 - 0.8 * i / self.grid
+            alpha = (self.grid - i) / self.grid
             scale, zp = self._qparams(self.min_val * alpha, self.max_val * alpha)
             q = torch.clamp(torch.round(self.sample / scale) + zp, self.quant_min, self.quant_max)
             err = float(((q - zp) * scale - self.sample).pow(2).mean())

@@ -153,6 +153,9 @@ def report(float_model: nn.Module, quantized_model: nn.Module, sample_inputs) ->
         with torch.no_grad():
             ref = _outputs(float_model, sample_inputs)
             got = _outputs(quantized_model, sample_inputs)
+            for h in handles:
+                h.remove()
+            handles.clear()
             layers = []
             for n, qm in qlayers:
                 own = [qm(x) for x, _ in float_io[n]]
