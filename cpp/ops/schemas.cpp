@@ -24,9 +24,8 @@ TORCH_LIBRARY(wattwise, m) {
       {at::Tag::pt2_compliant_tag});
   // quant: int8 activations x int8 weights (dynamic per token, or static from calibration),
   // and fp16/bf16 weight storage with fp32 compute.
-  m.def(
-      "int8_dynamic_linear(Tensor input, Tensor qweight, Tensor scales, Tensor? bias) -> Tensor",
-      {at::Tag::pt2_compliant_tag});
+  m.def("int8_dynamic_linear(Tensor input, Tensor qweight, Tensor scales, Tensor? bias) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
   m.def(
       "int8_static_linear(Tensor input, Tensor qweight, Tensor scales, Tensor wsum, float "
       "input_scale, int input_zero_point, int quant_min, int quant_max, Tensor? bias) -> Tensor",
@@ -35,4 +34,3 @@ TORCH_LIBRARY(wattwise, m) {
   m.def("half_weight_linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor",
         {at::Tag::pt2_compliant_tag});
 }
-

@@ -94,11 +94,10 @@ at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(out_shape, x.options());
   sync_num_threads();
-  quant::int8_static_linear(x.const_data_ptr<float>(), leading_rows(x), k,
-                            static_cast<float>(input_scale), input_zero_point, quant_min,
-                            quant_max, q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
-                            ws.const_data_ptr<int32_t>(), bias_ptr(b), n,
-                            y.mutable_data_ptr<float>());
+  quant::int8_static_linear(
+      x.const_data_ptr<float>(), leading_rows(x), k, static_cast<float>(input_scale),
+      input_zero_point, quant_min, quant_max, q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
+      ws.const_data_ptr<int32_t>(), bias_ptr(b), n, y.mutable_data_ptr<float>());
   return y;
 }
 

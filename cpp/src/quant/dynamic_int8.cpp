@@ -63,8 +63,8 @@ void run_gemm(const kernels::Int8Gemm& p) {
 
 }  // namespace
 
-void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q,
-                         const float* scales, const float* bias, int64_t n, float* y) {
+void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, const float* scales,
+                         const float* bias, int64_t n, float* y) {
   const char* fn = "int8_dynamic_linear";
   check_dims(fn, n, k, m);
   check_ptr(fn, "x", x, m * k);
@@ -82,8 +82,7 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q,
   run_gemm({xq.data(), xs.data(), nullptr, m, k, q, scales, nullptr, bias, n, y});
 }
 
-void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min,
-                          int64_t quant_max) {
+void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min, int64_t quant_max) {
   if (!(x_scale > 0.f) || !std::isfinite(x_scale)) {
     throw std::invalid_argument("activation scale must be finite and > 0, got " +
                                 std::to_string(x_scale));
@@ -103,10 +102,9 @@ void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min,
   }
 }
 
-void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale,
-                        int64_t zero_point, int64_t quant_min, int64_t quant_max,
-                        const int8_t* q, const float* scales, const int32_t* wsum,
-                        const float* bias, int64_t n, float* y) {
+void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale, int64_t zero_point,
+                        int64_t quant_min, int64_t quant_max, const int8_t* q, const float* scales,
+                        const int32_t* wsum, const float* bias, int64_t n, float* y) {
   const char* fn = "int8_static_linear";
   check_dims(fn, n, k, m);
   check_static_qparams(x_scale, zero_point, quant_min, quant_max);
@@ -131,8 +129,8 @@ void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale,
   });
   const std::vector<float> xs(static_cast<size_t>(m), x_scale);
   const std::vector<int32_t> xzp(static_cast<size_t>(m), zp);
-  run_gemm({xq.data(), xs.data(), zp != 0 ? xzp.data() : nullptr, m, k, q, scales, wsum, bias, n,
-            y});
+  run_gemm(
+      {xq.data(), xs.data(), zp != 0 ? xzp.data() : nullptr, m, k, q, scales, wsum, bias, n, y});
 }
 
 void int8_row_sums(const int8_t* q, int64_t n, int64_t k, int32_t* wsum) {

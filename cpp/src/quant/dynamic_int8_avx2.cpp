@@ -157,8 +157,8 @@ void int8_gemm_avx2(const Int8Gemm& p, int64_t n_begin, int64_t n_end) {
 }
 
 void quantize_affine_avx2(const float* x, int64_t k, int64_t m_begin, int64_t m_end,
-                          float inv_scale, int32_t zero_point, int32_t quant_min,
-                          int32_t quant_max, int32_t shift, int8_t* xq) {
+                          float inv_scale, int32_t zero_point, int32_t quant_min, int32_t quant_max,
+                          int32_t shift, int8_t* xq) {
   const __m256 vinv = _mm256_set1_ps(inv_scale);
   const __m256 vzp = _mm256_set1_ps(static_cast<float>(zero_point));
   const __m256 lo = _mm256_set1_ps(static_cast<float>(quant_min));

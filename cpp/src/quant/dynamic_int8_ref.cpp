@@ -35,8 +35,8 @@ void quantize_affine_ref(const float* x, int64_t k, int64_t m_begin, int64_t m_e
   }
 }
 
-void half_quantize_ref(const float* w, int64_t k, HalfFormat format, int64_t n_begin,
-                       int64_t n_end, uint16_t* out) {
+void half_quantize_ref(const float* w, int64_t k, HalfFormat format, int64_t n_begin, int64_t n_end,
+                       uint16_t* out) {
   for (int64_t i = n_begin * k; i < n_end * k; ++i) {
     out[i] = format == HalfFormat::kFloat16 ? float_to_half(w[i]) : float_to_bf16(w[i]);
   }

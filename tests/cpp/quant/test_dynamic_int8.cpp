@@ -68,8 +68,8 @@ TEST_P(Int8GemmKernels, RefIsExactAndAvx2MatchesRef) {
     const std::vector<int32_t> xzp(m, -37);
     for (const int32_t* zp : {static_cast<const int32_t*>(nullptr), xzp.data()}) {
       for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
-        const kernels::Int8Gemm base{xq.data(), xs.data(), zp,   m,    k, q.data(), ws.data(),
-                                     wsum.data(), b,        n,    nullptr};
+        const kernels::Int8Gemm base{xq.data(), xs.data(),   zp, m, k,      q.data(),
+                                     ws.data(), wsum.data(), b,  n, nullptr};
         std::vector<float> y_ref(m * n, -1.f);
         kernels::Int8Gemm p = base;
         p.y = y_ref.data();
@@ -101,8 +101,8 @@ TEST(Int8Gemm, ExtremeValuesDoNotSaturate) {
   for (int64_t i = 0; i < n * k; ++i) q[i] = (i / k) % 2 == 0 ? int8_t{-127} : int8_t{127};
   const std::vector<float> xs(m, 1.f), ws(n, 1.f);
   std::vector<float> y(m * n);
-  kernels::Int8Gemm p{xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr,
-                      nullptr,   n,         y.data()};
+  kernels::Int8Gemm p{xq.data(), xs.data(), nullptr, m, k,       q.data(),
+                      ws.data(), nullptr,   nullptr, n, y.data()};
   const std::vector<float> want = gemm_exact(p);
   EXPECT_FLOAT_EQ(want[0], 128.f * 127.f * k);
   kernels::int8_gemm_ref(p, 0, n);
@@ -165,16 +165,16 @@ TEST_P(HalfKernels, Avx2MatchesRef) {
     kernels::half_linear_avx2({x.data(), m, k, h_ref.data(), format, bias.data(), n, y_avx.data()},
                               0, n);
     for (int64_t i = 0; i < m * n; ++i) {
-      ASSERT_NEAR(y_avx[i], y_ref[i], 1e-4f * std::sqrt(static_cast<float>(k) + 1.f) *
-                                          (1.f + std::fabs(y_ref[i])));
+      ASSERT_NEAR(y_avx[i], y_ref[i],
+                  1e-4f * std::sqrt(static_cast<float>(k) + 1.f) * (1.f + std::fabs(y_ref[i])));
     }
   }
 #endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, HalfKernels,
-                         ::testing::Combine(::testing::ValuesIn(kRows),
-                                            ::testing::ValuesIn(kCols), ::testing::Values(0, 1)));
+                         ::testing::Combine(::testing::ValuesIn(kRows), ::testing::ValuesIn(kCols),
+                                            ::testing::Values(0, 1)));
 
 // The threaded entry point on a shape big enough to split, against the scalar reference.
 TEST(Int8DynamicLinear, EntryPointMatchesReferenceComposition) {
@@ -185,10 +185,9 @@ TEST(Int8DynamicLinear, EntryPointMatchesReferenceComposition) {
   int8_quantize(w.data(), n, k, q.data(), ws.data());
   int8_dynamic_linear(x.data(), m, k, q.data(), ws.data(), bias.data(), n, y.data());
   kernels::int8_quantize_ref(x.data(), k, 0, m, xq.data(), xs.data());
-  kernels::int8_gemm_ref(
-      {xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr, bias.data(), n,
-       want.data()},
-      0, n);
+  kernels::int8_gemm_ref({xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr,
+                          bias.data(), n, want.data()},
+                         0, n);
   EXPECT_EQ(y, want);
 }
 
@@ -218,8 +217,8 @@ TEST(Int8StaticLinear, AffineMatchesDequantizedProduct) {
   std::vector<float> x(m * k);
   for (int64_t i = 0; i < m * k; ++i) x[i] = 0.5f * static_cast<float>((i * 7) % 41 - 20);
   std::vector<float> y(m * n);
-  int8_static_linear(x.data(), m, k, 0.5f, 100, 0, 255, q.data(), ws.data(), wsum.data(),
-                     nullptr, n, y.data());
+  int8_static_linear(x.data(), m, k, 0.5f, 100, 0, 255, q.data(), ws.data(), wsum.data(), nullptr,
+                     n, y.data());
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       double want = 0;

@@ -24,23 +24,21 @@ namespace wattwise::quant {
 
 // Activation quantization followed by the int8 product, one call; threads over output
 // channels (and rows for the quantization). Zero-sized dimensions are valid.
-void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q,
-                         const float* scales, const float* bias, int64_t n, float* y);
+void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, const float* scales,
+                         const float* bias, int64_t n, float* y);
 
 // Static (calibrated) activations: xq = clamp(round(x / x_scale) + zero_point, quant_min,
 // quant_max), the torch.ao affine scheme. quant_min/quant_max must describe 256 levels or
 // fewer within [-128, 127] (qint8) or [0, 255] (quint8); wsum from int8_row_sums.
-void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale,
-                        int64_t zero_point, int64_t quant_min, int64_t quant_max,
-                        const int8_t* q, const float* scales, const int32_t* wsum,
-                        const float* bias, int64_t n, float* y);
+void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale, int64_t zero_point,
+                        int64_t quant_min, int64_t quant_max, const int8_t* q, const float* scales,
+                        const int32_t* wsum, const float* bias, int64_t n, float* y);
 
 // wsum[j] = sum_k q[j][k].
 void int8_row_sums(const int8_t* q, int64_t n, int64_t k, int32_t* wsum);
 
 // Throws std::invalid_argument unless the static activation parameters are usable.
-void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min,
-                          int64_t quant_max);
+void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min, int64_t quant_max);
 
 enum class HalfFormat { kFloat16 = 0, kBFloat16 = 1 };
 
@@ -55,17 +53,17 @@ void half_linear(const float* x, int64_t m, int64_t k, const uint16_t* w, HalfFo
 namespace kernels {
 
 struct Int8Gemm {
-  const int8_t* xq;       // [m][k]
-  const float* xscales;   // [m]
-  const int32_t* xzp;     // [m] or null (all zero)
+  const int8_t* xq;      // [m][k]
+  const float* xscales;  // [m]
+  const int32_t* xzp;    // [m] or null (all zero)
   int64_t m;
   int64_t k;
-  const int8_t* q;        // [n][k]
-  const float* wscales;   // [n]
-  const int32_t* wsum;    // [n]; read only when xzp is not null
-  const float* bias;      // [n] or null
+  const int8_t* q;       // [n][k]
+  const float* wscales;  // [n]
+  const int32_t* wsum;   // [n]; read only when xzp is not null
+  const float* bias;     // [n] or null
   int64_t n;
-  float* y;               // [m][n]
+  float* y;  // [m][n]
 };
 
 struct HalfLinear {
@@ -88,11 +86,11 @@ void quantize_affine_ref(const float* x, int64_t k, int64_t m_begin, int64_t m_e
                          int32_t zero_point, int32_t quant_min, int32_t quant_max, int32_t shift,
                          int8_t* xq);
 void quantize_affine_avx2(const float* x, int64_t k, int64_t m_begin, int64_t m_end,
-                          float inv_scale, int32_t zero_point, int32_t quant_min,
-                          int32_t quant_max, int32_t shift, int8_t* xq);
+                          float inv_scale, int32_t zero_point, int32_t quant_min, int32_t quant_max,
+                          int32_t shift, int8_t* xq);
 
-void half_quantize_ref(const float* w, int64_t k, HalfFormat format, int64_t n_begin,
-                       int64_t n_end, uint16_t* out);
+void half_quantize_ref(const float* w, int64_t k, HalfFormat format, int64_t n_begin, int64_t n_end,
+                       uint16_t* out);
 void half_quantize_avx2(const float* w, int64_t k, HalfFormat format, int64_t n_begin,
                         int64_t n_end, uint16_t* out);
 void half_linear_ref(const HalfLinear& p, int64_t n_begin, int64_t n_end);
