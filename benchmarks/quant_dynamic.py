@@ -209,7 +209,9 @@ def main() -> None:
     info = wattwise.cpu_info()
     print(
         f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, wattwise kernels "
-        f"{info['simd']}, torch {torch.__version__} with {torch.get_num_threads()} threads"
+        f"{info['simd']}, torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"peers' ISA {args.peers_isa} (torch CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()})"
     )
     if args.only in (None, "stack"):
         bench_stack(args)
