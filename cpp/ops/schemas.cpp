@@ -22,6 +22,17 @@ TORCH_LIBRARY(wattwise, m) {
       "int4_weight_only_linear(Tensor input, Tensor qweight, Tensor scales, int group_size, "
       "Tensor? bias) -> Tensor",
       {at::Tag::pt2_compliant_tag});
+  // quant: int8 activations x int8 weights (dynamic per token, or static from calibration),
+  // and fp16/bf16 weight storage with fp32 compute.
+  m.def("int8_dynamic_linear(Tensor input, Tensor qweight, Tensor scales, Tensor? bias) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  m.def(
+      "int8_static_linear(Tensor input, Tensor qweight, Tensor scales, Tensor wsum, float "
+      "input_scale, int input_zero_point, int quant_min, int quant_max, Tensor? bias) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  m.def("int8_row_sums(Tensor qweight) -> Tensor", {at::Tag::pt2_compliant_tag});
+  m.def("half_weight_linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
   // exit: one stage of the early-exit loop. Exiting rows are written into out/exit_index at
   // their batch positions; returns the continuing rows, their positions and patience state.
   m.def(

@@ -449,7 +449,7 @@ def test_pruned_and_quantized_stages_recalibrate(digits_net):
 needs_runner = pytest.mark.skipif(
     not RUNNER.exists(),
     reason="the C++ runner is not built: cmake -S . -B build/examples -G Ninja "
-    "-DWATTWISE_BUILD_PYTHON=OFF -DWATTWISE_BUILD_EXAMPLES=ON && cmake --build build/examples",
+    "-DWATTWISE_BUILD_EXAMPLES=ON && cmake --build build/examples",
 )
 
 

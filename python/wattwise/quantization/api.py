@@ -7,6 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from .configs import QuantizationConfig
+from .summary import QuantizationSummary, record
 
 FilterFn = Callable[[nn.Module, str], bool]
 
@@ -25,7 +26,9 @@ def quantize_(
     so ``state_dict`` keys keep their prefixes. Linear layers owned by
     ``nn.MultiheadAttention`` are left alone: it reads their weights directly.
 
-    Returns ``model`` (or the replacement, when ``model`` itself is selected).
+    Returns ``model`` (or the replacement, when ``model`` itself is selected). Selected
+    modules the config cannot handle are left alone; ``quantization_summary(model)`` lists
+    what was replaced and what was left alone, with reasons.
 
     Example::
 
@@ -43,9 +46,16 @@ def quantize_(
     if filter_fn is not None and not callable(filter_fn):
         raise TypeError(f"quantize_: filter_fn must be callable, got {type(filter_fn).__name__}")
     select = filter_fn or _default_filter
+    summary = QuantizationSummary(config=repr(config))
+    unsupported: dict[str, str] = {}
 
-    if select(model, "") and config._supports(model):
-        return config._quantize_module(model, "")
+    if select(model, ""):
+        if config._supports(model):
+            out = config._quantize_module(model, "")
+            summary.quantized[""] = type(out).__name__
+            record(out, summary, unsupported)
+            return out
+        unsupported[""] = config._unsupported_reason(model)
 
     # Snapshot first: replacing children while iterating named_modules() would skip some.
     for parent_name, parent in list(model.named_modules()):
@@ -53,7 +63,13 @@ def quantize_(
             continue
         for child_name, child in list(parent.named_children()):
             fqn = f"{parent_name}.{child_name}" if parent_name else child_name
-            if not select(child, fqn) or not config._supports(child):
+            if not select(child, fqn):
                 continue
-            setattr(parent, child_name, config._quantize_module(child, fqn))
+            if not config._supports(child):
+                unsupported[fqn] = config._unsupported_reason(child)
+                continue
+            new = config._quantize_module(child, fqn)
+            setattr(parent, child_name, new)
+            summary.quantized[fqn] = type(new).__name__
+    record(model, summary, unsupported)
     return model

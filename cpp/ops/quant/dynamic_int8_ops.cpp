@@ -1,0 +1,148 @@
+// CPU kernels of the int8 x int8 and half-precision-weight Linear ops: checks, then the
+// torch-free core.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "../common.h"
+#include "wattwise/quant/dynamic_int8.h"
+
+namespace wattwise::ops {
+namespace {
+
+void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
+  if (!bias.has_value()) return;
+  check_cpu(op, "bias", *bias);
+  check_dtype(op, "bias", *bias, at::kFloat);
+  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
+                    "], got ", bias->sizes());
+}
+
+std::vector<int64_t> check_input(const char* op, const at::Tensor& input, int64_t k, int64_t n) {
+  check_cpu(op, "input", input);
+  check_dtype(op, "input", input, at::kFloat);
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
+                    ": input's last dimension must be in_features=", k, ", got shape ",
+                    input.sizes());
+  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
+  out.back() = n;
+  return out;
+}
+
+int64_t leading_rows(const at::Tensor& input) {
+  int64_t m = 1;
+  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
+  return m;
+}
+
+void check_int8_weight(const char* op, const at::Tensor& qweight, const at::Tensor& scales) {
+  check_cpu(op, "qweight", qweight);
+  check_dtype(op, "qweight", qweight, at::kChar);
+  check_dim(op, "qweight", qweight, 2);
+  check_cpu(op, "scales", scales);
+  check_dtype(op, "scales", scales, at::kFloat);
+  TORCH_CHECK_VALUE(scales.dim() == 1 && scales.size(0) == qweight.size(0), op,
+                    ": scales must have shape [", qweight.size(0), "], got ", scales.sizes());
+}
+
+const float* bias_ptr(const at::Tensor& b) {
+  return b.defined() ? b.const_data_ptr<float>() : nullptr;
+}
+
+at::Tensor int8_dynamic_linear(const at::Tensor& input, const at::Tensor& qweight,
+                               const at::Tensor& scales, const std::optional<at::Tensor>& bias) {
+  const char* op = "int8_dynamic_linear";
+  check_int8_weight(op, qweight, scales);
+  const int64_t n = qweight.size(0), k = qweight.size(1);
+  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
+  check_bias(op, bias, n);
+  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor y = at::empty(out_shape, x.options());
+  sync_num_threads();
+  quant::int8_dynamic_linear(x.const_data_ptr<float>(), leading_rows(x), k,
+                             q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(), bias_ptr(b), n,
+                             y.mutable_data_ptr<float>());
+  return y;
+}
+
+at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight,
+                              const at::Tensor& scales, const at::Tensor& wsum, double input_scale,
+                              int64_t input_zero_point, int64_t quant_min, int64_t quant_max,
+                              const std::optional<at::Tensor>& bias) {
+  const char* op = "int8_static_linear";
+  check_int8_weight(op, qweight, scales);
+  const int64_t n = qweight.size(0), k = qweight.size(1);
+  check_cpu(op, "wsum", wsum);
+  check_dtype(op, "wsum", wsum, at::kInt);
+  TORCH_CHECK_VALUE(wsum.dim() == 1 && wsum.size(0) == n, op, ": wsum must have shape [", n,
+                    "], got ", wsum.sizes());
+  try {
+    quant::check_static_qparams(static_cast<float>(input_scale), input_zero_point, quant_min,
+                                quant_max);
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK_VALUE(false, op, ": ", e.what());
+  }
+  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
+  check_bias(op, bias, n);
+  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
+  const at::Tensor ws = wsum.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor y = at::empty(out_shape, x.options());
+  sync_num_threads();
+  quant::int8_static_linear(
+      x.const_data_ptr<float>(), leading_rows(x), k, static_cast<float>(input_scale),
+      input_zero_point, quant_min, quant_max, q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
+      ws.const_data_ptr<int32_t>(), bias_ptr(b), n, y.mutable_data_ptr<float>());
+  return y;
+}
+
+at::Tensor int8_row_sums(const at::Tensor& qweight) {
+  const char* op = "int8_row_sums";
+  check_cpu(op, "qweight", qweight);
+  check_dtype(op, "qweight", qweight, at::kChar);
+  check_dim(op, "qweight", qweight, 2);
+  const at::Tensor q = qweight.contiguous();
+  at::Tensor out = at::empty({q.size(0)}, q.options().dtype(at::kInt));
+  quant::int8_row_sums(q.const_data_ptr<int8_t>(), q.size(0), q.size(1),
+                       out.mutable_data_ptr<int32_t>());
+  return out;
+}
+
+at::Tensor half_weight_linear(const at::Tensor& input, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias) {
+  const char* op = "half_weight_linear";
+  check_cpu(op, "weight", weight);
+  check_dim(op, "weight", weight, 2);
+  const at::ScalarType t = weight.scalar_type();
+  TORCH_CHECK_TYPE(t == at::kHalf || t == at::kBFloat16, op,
+                   ": weight must be Half or BFloat16, got ", t);
+  const int64_t n = weight.size(0), k = weight.size(1);
+  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
+  check_bias(op, bias, n);
+  const at::Tensor x = input.contiguous(), w = weight.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  at::Tensor y = at::empty(out_shape, x.options());
+  const auto format = t == at::kHalf ? quant::HalfFormat::kFloat16 : quant::HalfFormat::kBFloat16;
+  // Both 16-bit formats are read as raw bit patterns by the core.
+  const auto* bits = static_cast<const uint16_t*>(w.const_data_ptr());
+  sync_num_threads();
+  quant::half_linear(x.const_data_ptr<float>(), leading_rows(x), k, bits, format, bias_ptr(b), n,
+                     y.mutable_data_ptr<float>());
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(wattwise, CPU, m) {
+  m.impl("int8_dynamic_linear", &int8_dynamic_linear);
+  m.impl("int8_static_linear", &int8_static_linear);
+  m.impl("int8_row_sums", &int8_row_sums);
+  m.impl("half_weight_linear", &half_weight_linear);
+}
+
+}  // namespace wattwise::ops

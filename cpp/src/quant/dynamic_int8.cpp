@@ -1,0 +1,182 @@
+// Entry points for int8 x int8 Linear and half-precision weights: argument checks, kernel
+// choice, scratch buffers and threading.
+#include "wattwise/quant/dynamic_int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "half_formats.h"
+#include "wattwise/common/cpu.h"
+#include "wattwise/common/thread_pool.h"
+#include "wattwise/quant/weight_only.h"
+
+namespace wattwise::quant {
+namespace {
+
+void check_dims(const char* fn, int64_t n, int64_t k, int64_t m = 0) {
+  if (n < 0 || k < 0 || m < 0) {
+    throw std::invalid_argument(std::string(fn) +
+                                ": dimensions must be >= 0, got n=" + std::to_string(n) +
+                                " k=" + std::to_string(k) + " m=" + std::to_string(m));
+  }
+}
+
+void check_ptr(const char* fn, const char* name, const void* p, int64_t count) {
+  if (p == nullptr && count > 0) {
+    throw std::invalid_argument(std::string(fn) + ": " + name + " is null");
+  }
+}
+
+bool use_avx2() { return active_simd() == SimdLevel::kAvx2; }
+
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((avx2) ? (avx2_call) : (ref_call))
+#else
+#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((void)(avx2), (ref_call))
+#endif
+
+// About 64K multiply-adds per chunk, counted in rows of `work_per_row`.
+int64_t grain_for(int64_t work_per_row) {
+  const int64_t target = 1 << 16;
+  if (work_per_row <= 0) return 1 << 30;
+  return std::max<int64_t>(8, (target + work_per_row - 1) / work_per_row);
+}
+
+// Output channels per chunk for the product: a multiple of the 8-row tiles, and enough
+// chunks for every thread (threads scale by splitting channels; each reads its own weights).
+int64_t gemm_grain(int64_t m, int64_t k, int64_t n) {
+  int64_t g = grain_for(k * std::max<int64_t>(m, 1));
+  const int64_t threads = get_num_threads();
+  if (threads > 1) g = std::min(g, std::max<int64_t>(8, n / (4 * threads)));
+  return (g + 7) / 8 * 8;
+}
+
+void run_gemm(const kernels::Int8Gemm& p) {
+  const bool avx2 = use_avx2();
+  parallel_for(p.n, gemm_grain(p.m, p.k, p.n), [&](int64_t b, int64_t e) {
+    WATTWISE_PICK(avx2, kernels::int8_gemm_avx2(p, b, e), kernels::int8_gemm_ref(p, b, e));
+  });
+}
+
+}  // namespace
+
+void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, const float* scales,
+                         const float* bias, int64_t n, float* y) {
+  const char* fn = "int8_dynamic_linear";
+  check_dims(fn, n, k, m);
+  check_ptr(fn, "x", x, m * k);
+  check_ptr(fn, "q", q, n * k);
+  check_ptr(fn, "scales", scales, n);
+  check_ptr(fn, "y", y, m * n);
+  std::vector<int8_t> xq(static_cast<size_t>(m * k));
+  std::vector<float> xs(static_cast<size_t>(m));
+  const bool avx2 = use_avx2();
+  // Per-token symmetric quantization is the per-channel weight quantizer applied to rows.
+  parallel_for(m, grain_for(k), [&](int64_t b, int64_t e) {
+    WATTWISE_PICK(avx2, kernels::int8_quantize_avx2(x, k, b, e, xq.data(), xs.data()),
+                  kernels::int8_quantize_ref(x, k, b, e, xq.data(), xs.data()));
+  });
+  run_gemm({xq.data(), xs.data(), nullptr, m, k, q, scales, nullptr, bias, n, y});
+}
+
+void check_static_qparams(float x_scale, int64_t zero_point, int64_t quant_min, int64_t quant_max) {
+  if (!(x_scale > 0.f) || !std::isfinite(x_scale)) {
+    throw std::invalid_argument("activation scale must be finite and > 0, got " +
+                                std::to_string(x_scale));
+  }
+  const bool qint8 = quant_min >= -128 && quant_max <= 127;
+  const bool quint8 = quant_min >= 0 && quant_max <= 255;
+  if (quant_min >= quant_max || !(qint8 || quint8)) {
+    throw std::invalid_argument(
+        "quant_min/quant_max must lie within [-128, 127] or [0, 255] with quant_min < "
+        "quant_max, got [" +
+        std::to_string(quant_min) + ", " + std::to_string(quant_max) + "]");
+  }
+  if (zero_point < quant_min || zero_point > quant_max) {
+    throw std::invalid_argument("zero_point must lie in [quant_min, quant_max] = [" +
+                                std::to_string(quant_min) + ", " + std::to_string(quant_max) +
+                                "], got " + std::to_string(zero_point));
+  }
+}
+
+void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale, int64_t zero_point,
+                        int64_t quant_min, int64_t quant_max, const int8_t* q, const float* scales,
+                        const int32_t* wsum, const float* bias, int64_t n, float* y) {
+  const char* fn = "int8_static_linear";
+  check_dims(fn, n, k, m);
+  check_static_qparams(x_scale, zero_point, quant_min, quant_max);
+  check_ptr(fn, "x", x, m * k);
+  check_ptr(fn, "q", q, n * k);
+  check_ptr(fn, "scales", scales, n);
+  check_ptr(fn, "wsum", wsum, n);
+  check_ptr(fn, "y", y, m * n);
+  // quint8 levels are stored minus 128 so that every level fits in int8.
+  const int32_t shift = quant_max > 127 ? 128 : 0;
+  const int32_t zp = static_cast<int32_t>(zero_point) - shift;
+  std::vector<int8_t> xq(static_cast<size_t>(m * k));
+  const bool avx2 = use_avx2();
+  const float inv = 1.f / x_scale;
+  const auto qmin = static_cast<int32_t>(quant_min), qmax = static_cast<int32_t>(quant_max);
+  const auto zp_level = static_cast<int32_t>(zero_point);
+  parallel_for(m, grain_for(k), [&](int64_t b, int64_t e) {
+    WATTWISE_PICK(
+        avx2,
+        kernels::quantize_affine_avx2(x, k, b, e, inv, zp_level, qmin, qmax, shift, xq.data()),
+        kernels::quantize_affine_ref(x, k, b, e, inv, zp_level, qmin, qmax, shift, xq.data()));
+  });
+  const std::vector<float> xs(static_cast<size_t>(m), x_scale);
+  const std::vector<int32_t> xzp(static_cast<size_t>(m), zp);
+  run_gemm(
+      {xq.data(), xs.data(), zp != 0 ? xzp.data() : nullptr, m, k, q, scales, wsum, bias, n, y});
+}
+
+void int8_row_sums(const int8_t* q, int64_t n, int64_t k, int32_t* wsum) {
+  check_dims("int8_row_sums", n, k);
+  check_ptr("int8_row_sums", "q", q, n * k);
+  check_ptr("int8_row_sums", "wsum", wsum, n);
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t s = 0;
+    for (int64_t t = 0; t < k; ++t) s += q[j * k + t];
+    wsum[j] = s;
+  }
+}
+
+void half_quantize(const float* w, int64_t n, int64_t k, HalfFormat format, uint16_t* out) {
+  check_dims("half_quantize", n, k);
+  check_ptr("half_quantize", "w", w, n * k);
+  check_ptr("half_quantize", "out", out, n * k);
+  const bool avx2 = use_avx2();
+  parallel_for(n, grain_for(k), [&](int64_t b, int64_t e) {
+    WATTWISE_PICK(avx2, kernels::half_quantize_avx2(w, k, format, b, e, out),
+                  kernels::half_quantize_ref(w, k, format, b, e, out));
+  });
+}
+
+void half_dequantize(const uint16_t* w, int64_t n, int64_t k, HalfFormat format, float* out) {
+  check_dims("half_dequantize", n, k);
+  check_ptr("half_dequantize", "w", w, n * k);
+  check_ptr("half_dequantize", "out", out, n * k);
+  // Widening is exact in both formats, so the scalar conversion is the only path.
+  parallel_for(n, grain_for(k), [&](int64_t b, int64_t e) {
+    for (int64_t i = b * k; i < e * k; ++i) out[i] = half_value(w[i], format);
+  });
+}
+
+void half_linear(const float* x, int64_t m, int64_t k, const uint16_t* w, HalfFormat format,
+                 const float* bias, int64_t n, float* y) {
+  const char* fn = "half_linear";
+  check_dims(fn, n, k, m);
+  check_ptr(fn, "x", x, m * k);
+  check_ptr(fn, "w", w, n * k);
+  check_ptr(fn, "y", y, m * n);
+  const kernels::HalfLinear p{x, m, k, w, format, bias, n, y};
+  const bool avx2 = use_avx2();
+  parallel_for(n, gemm_grain(m, k, n), [&](int64_t b, int64_t e) {
+    WATTWISE_PICK(avx2, kernels::half_linear_avx2(p, b, e), kernels::half_linear_ref(p, b, e));
+  });
+}
+
+}  // namespace wattwise::quant

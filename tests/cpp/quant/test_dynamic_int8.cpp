@@ -1,0 +1,232 @@
+// int8 x int8 and half-precision weight kernels: every AVX2 kernel against its _ref on
+// sizes that hit the 32-byte and tile tails and on empty dimensions, the worst case for
+// vpmaddubsw saturation, and the entry points' argument checks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include "wattwise/common/cpu.h"
+#include "wattwise/quant/dynamic_int8.h"
+#include "wattwise/quant/weight_only.h"
+
+namespace wattwise::quant {
+namespace {
+
+std::vector<int8_t> rand_i8(size_t count, uint32_t seed, int lo, int hi) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<int8_t> v(count);
+  for (auto& x : v) x = static_cast<int8_t>(dist(rng));
+  return v;
+}
+
+std::vector<float> randn(size_t count, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, scale);
+  std::vector<float> v(count);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+bool have_avx2() { return detected_simd() == SimdLevel::kAvx2; }
+
+const int64_t kRows[] = {0, 1, 2, 5, 8, 9, 16, 20, 33};
+const int64_t kCols[] = {0, 1, 2, 5, 8, 9, 16, 20, 28, 32, 33, 64, 100};
+const int64_t kBatch[] = {0, 1, 2, 3, 5};
+
+// Exact integer reference for y with given activations/weights.
+std::vector<float> gemm_exact(const kernels::Int8Gemm& p) {
+  std::vector<float> y(p.m * p.n);
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = 0; j < p.n; ++j) {
+      int64_t acc = 0;
+      for (int64_t t = 0; t < p.k; ++t) acc += int64_t{p.xq[i * p.k + t]} * p.q[j * p.k + t];
+      if (p.xzp != nullptr) acc -= int64_t{p.xzp[i]} * p.wsum[j];
+      y[i * p.n + j] = static_cast<float>(acc) * (p.xscales[i] * p.wscales[j]) +
+                       (p.bias != nullptr ? p.bias[j] : 0.f);
+    }
+  }
+  return y;
+}
+
+class Int8GemmKernels : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(Int8GemmKernels, RefIsExactAndAvx2MatchesRef) {
+  const auto [n, k] = GetParam();
+  const std::vector<int8_t> q = rand_i8(n * k, 1, -127, 127);
+  std::vector<int32_t> wsum(n);
+  int8_row_sums(q.data(), n, k, wsum.data());
+  const std::vector<float> ws = randn(n, 2), bias = randn(n, 3);
+  for (int64_t m : kBatch) {
+    const std::vector<int8_t> xq = rand_i8(m * k, 4, -128, 127);
+    const std::vector<float> xs = randn(m, 5);
+    const std::vector<int32_t> xzp(m, -37);
+    for (const int32_t* zp : {static_cast<const int32_t*>(nullptr), xzp.data()}) {
+      for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+        const kernels::Int8Gemm base{xq.data(), xs.data(),   zp, m, k,      q.data(),
+                                     ws.data(), wsum.data(), b,  n, nullptr};
+        std::vector<float> y_ref(m * n, -1.f);
+        kernels::Int8Gemm p = base;
+        p.y = y_ref.data();
+        kernels::int8_gemm_ref(p, 0, n);
+        EXPECT_EQ(y_ref, gemm_exact(p));
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+        if (have_avx2()) {
+          std::vector<float> y_avx(m * n, -2.f);
+          p.y = y_avx.data();
+          kernels::int8_gemm_avx2(p, 0, n);
+          EXPECT_EQ(y_avx, y_ref) << "m=" << m;
+        }
+#endif
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, Int8GemmKernels,
+                         ::testing::Combine(::testing::ValuesIn(kRows),
+                                            ::testing::ValuesIn(kCols)));
+
+// The largest pair sums vpmaddubsw can see: |xq| = 128 against |q| = 127 with equal signs,
+// where a plain u8 x s8 product with a +128 offset would saturate int16.
+TEST(Int8Gemm, ExtremeValuesDoNotSaturate) {
+  const int64_t m = 3, n = 5, k = 96;
+  std::vector<int8_t> xq(m * k), q(n * k);
+  for (int64_t i = 0; i < m * k; ++i) xq[i] = (i / k) == 1 ? int8_t{127} : int8_t{-128};
+  for (int64_t i = 0; i < n * k; ++i) q[i] = (i / k) % 2 == 0 ? int8_t{-127} : int8_t{127};
+  const std::vector<float> xs(m, 1.f), ws(n, 1.f);
+  std::vector<float> y(m * n);
+  kernels::Int8Gemm p{xq.data(), xs.data(), nullptr, m, k,       q.data(),
+                      ws.data(), nullptr,   nullptr, n, y.data()};
+  const std::vector<float> want = gemm_exact(p);
+  EXPECT_FLOAT_EQ(want[0], 128.f * 127.f * k);
+  kernels::int8_gemm_ref(p, 0, n);
+  EXPECT_EQ(y, want);
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  if (have_avx2()) {
+    std::fill(y.begin(), y.end(), 0.f);
+    kernels::int8_gemm_avx2(p, 0, n);
+    EXPECT_EQ(y, want);
+  }
+#endif
+}
+
+class AffineQuantize : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(AffineQuantize, Avx2MatchesRef) {
+  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  const auto [m, k] = GetParam();
+  std::vector<float> x = randn(m * k, 6, 3.f);
+  if (!x.empty()) x[0] = std::numeric_limits<float>::quiet_NaN();
+  if (x.size() > 1) x[1] = std::numeric_limits<float>::infinity();
+  for (const auto& [zp, lo, hi, shift] : std::vector<std::tuple<int, int, int, int>>{
+           {0, -128, 127, 0}, {7, -128, 127, 0}, {128, 0, 255, 128}, {3, 0, 255, 128}}) {
+    std::vector<int8_t> a(m * k, 1), b(m * k, 2);
+    kernels::quantize_affine_ref(x.data(), k, 0, m, 1.f / 0.05f, zp, lo, hi, shift, a.data());
+    kernels::quantize_affine_avx2(x.data(), k, 0, m, 1.f / 0.05f, zp, lo, hi, shift, b.data());
+    EXPECT_EQ(a, b);
+  }
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, AffineQuantize,
+                         ::testing::Combine(::testing::ValuesIn(kBatch),
+                                            ::testing::ValuesIn(kCols)));
+
+class HalfKernels : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, int>> {};
+
+TEST_P(HalfKernels, Avx2MatchesRef) {
+  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  const auto [n, k, fmt] = GetParam();
+  const auto format = static_cast<HalfFormat>(fmt);
+  const std::vector<float> w = randn(n * k, 7);
+  std::vector<uint16_t> h_ref(n * k), h_avx(n * k);
+  kernels::half_quantize_ref(w.data(), k, format, 0, n, h_ref.data());
+  kernels::half_quantize_avx2(w.data(), k, format, 0, n, h_avx.data());
+  EXPECT_EQ(h_ref, h_avx);
+  std::vector<float> back(n * k);
+  half_dequantize(h_ref.data(), n, k, format, back.data());
+  const float rel = format == HalfFormat::kFloat16 ? 1e-3f : 8e-3f;
+  for (int64_t i = 0; i < n * k; ++i) ASSERT_NEAR(back[i], w[i], rel * std::fabs(w[i]) + 1e-6f);
+
+  const std::vector<float> bias = randn(n, 8);
+  for (int64_t m : kBatch) {
+    const std::vector<float> x = randn(m * k, 9);
+    std::vector<float> y_ref(m * n, -1.f), y_avx(m * n, -2.f);
+    kernels::half_linear_ref({x.data(), m, k, h_ref.data(), format, bias.data(), n, y_ref.data()},
+                             0, n);
+    kernels::half_linear_avx2({x.data(), m, k, h_ref.data(), format, bias.data(), n, y_avx.data()},
+                              0, n);
+    for (int64_t i = 0; i < m * n; ++i) {
+      ASSERT_NEAR(y_avx[i], y_ref[i],
+                  1e-4f * std::sqrt(static_cast<float>(k) + 1.f) * (1.f + std::fabs(y_ref[i])));
+    }
+  }
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, HalfKernels,
+                         ::testing::Combine(::testing::ValuesIn(kRows), ::testing::ValuesIn(kCols),
+                                            ::testing::Values(0, 1)));
+
+// The threaded entry point on a shape big enough to split, against the scalar reference.
+TEST(Int8DynamicLinear, EntryPointMatchesReferenceComposition) {
+  const int64_t m = 7, k = 300, n = 130;
+  const std::vector<float> w = randn(n * k, 10), x = randn(m * k, 11), bias = randn(n, 12);
+  std::vector<int8_t> q(n * k), xq(m * k);
+  std::vector<float> ws(n), xs(m), y(m * n), want(m * n);
+  int8_quantize(w.data(), n, k, q.data(), ws.data());
+  int8_dynamic_linear(x.data(), m, k, q.data(), ws.data(), bias.data(), n, y.data());
+  kernels::int8_quantize_ref(x.data(), k, 0, m, xq.data(), xs.data());
+  kernels::int8_gemm_ref({xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr,
+                          bias.data(), n, want.data()},
+                         0, n);
+  EXPECT_EQ(y, want);
+}
+
+TEST(Int8StaticLinear, RejectsBadQParams) {
+  EXPECT_THROW(check_static_qparams(0.f, 0, -128, 127), std::invalid_argument);
+  EXPECT_THROW(check_static_qparams(std::nanf(""), 0, -128, 127), std::invalid_argument);
+  EXPECT_THROW(check_static_qparams(0.1f, 300, 0, 255), std::invalid_argument);
+  EXPECT_THROW(check_static_qparams(0.1f, 0, -200, 127), std::invalid_argument);
+  EXPECT_THROW(check_static_qparams(0.1f, 0, 5, 5), std::invalid_argument);
+  EXPECT_NO_THROW(check_static_qparams(0.1f, 128, 0, 255));
+  EXPECT_THROW(int8_dynamic_linear(nullptr, 1, 4, nullptr, nullptr, nullptr, 1, nullptr),
+               std::invalid_argument);
+  EXPECT_THROW(int8_dynamic_linear(nullptr, -1, 4, nullptr, nullptr, nullptr, 1, nullptr),
+               std::invalid_argument);
+}
+
+// A quint8 activation at zero point 128 is level 0 after the shift: the result must equal
+// the dequantized float product exactly (integers, small k).
+TEST(Int8StaticLinear, AffineMatchesDequantizedProduct) {
+  const int64_t m = 4, k = 40, n = 9;
+  const std::vector<float> w = randn(n * k, 13);
+  std::vector<int8_t> q(n * k);
+  std::vector<float> ws(n);
+  std::vector<int32_t> wsum(n);
+  int8_quantize(w.data(), n, k, q.data(), ws.data());
+  int8_row_sums(q.data(), n, k, wsum.data());
+  std::vector<float> x(m * k);
+  for (int64_t i = 0; i < m * k; ++i) x[i] = 0.5f * static_cast<float>((i * 7) % 41 - 20);
+  std::vector<float> y(m * n);
+  int8_static_linear(x.data(), m, k, 0.5f, 100, 0, 255, q.data(), ws.data(), wsum.data(), nullptr,
+                     n, y.data());
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double want = 0;
+      for (int64_t t = 0; t < k; ++t) want += double{x[i * k + t]} * q[j * k + t] * ws[j];
+      EXPECT_NEAR(y[i * n + j], want, 1e-3 * (1 + std::fabs(want)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wattwise::quant
