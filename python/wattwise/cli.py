@@ -10,17 +10,27 @@ import sys
 def _add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="quantize a real model and compare size and speed against fp32",
-        description="Offline demo: weight-only int8/int4 quantization of a real model.",
+        help="the end-to-end efficiency review on a CNN trained on digits (offline)",
+        description="Train a small CNN on scikit-learn's digits, build pruned, quantized, "
+        "early-exit and combined variants, compare them with energy tracking, write "
+        "review.html.",
     )
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per variant (default 20)")
+    p.add_argument("--out-dir", default=".", help="where review.html/.md/.json go")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--repeats", type=int, default=30, help="timed runs per variant and batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(repeats=args.repeats)
+    return run_demo(
+        out_dir=args.out_dir,
+        batch_sizes=args.batch_sizes,
+        repeats=args.repeats,
+        progress=not args.no_progress,
+    )
 
 
 def _add_energy(sub) -> None:
