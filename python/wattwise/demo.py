@@ -63,8 +63,16 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     return (outputs.argmax(-1) == targets).float().mean().item()
 
 
-def build_variants(base: nn.Sequential, train_set, calib_set, progress: bool = True) -> dict:
-    """Every variant of the review, each built from a copy of the trained ``base``."""
+def build_variants(
+    base: nn.Sequential,
+    train_set,
+    calib_set,
+    progress: bool = True,
+    finetune_epochs: int = 3,
+    head_epochs: int = 6,
+) -> dict:
+    """Every variant of the review, each built from a copy of the trained ``base``.
+    ``finetune_epochs``: training after pruning; ``head_epochs``: training of exit heads."""
     from . import early_exit, prune
     from .quantization import (
         Int4WeightOnlyConfig,
@@ -87,7 +95,7 @@ def build_variants(base: nn.Sequential, train_set, calib_set, progress: bool = T
         scope="layer",
         filter_fn=lambda m, fqn: isinstance(m, nn.Conv2d) or fqn == "3.1",
     )
-    _finetune(shrunk, train_loader, epochs=3, lr=1e-3)
+    _finetune(shrunk, train_loader, epochs=finetune_epochs, lr=1e-3)
     prune.shrink_(shrunk, example)
     variants["pruned 50% ch (shrunk)"] = shrunk.eval()
 
@@ -99,7 +107,7 @@ def build_variants(base: nn.Sequential, train_set, calib_set, progress: bool = T
         scope="layer",
         filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and fqn != "3.3",
     )
-    _finetune(sparse, train_loader, epochs=3, lr=1e-3)
+    _finetune(sparse, train_loader, epochs=finetune_epochs, lr=1e-3)
     # Modelled (not timed) decisions keep the demo deterministic on a busy machine.
     prune.sparsify_(sparse, min_speedup=1.0, measure=False)
     for m in sparse.modules():
@@ -120,7 +128,11 @@ def build_variants(base: nn.Sequential, train_set, calib_set, progress: bool = T
     )
     early_exit.freeze_backbone_(ee)
     _finetune(
-        ee, train_loader, epochs=6, lr=2e-3, params=[p for p in ee.parameters() if p.requires_grad]
+        ee,
+        train_loader,
+        epochs=head_epochs,
+        lr=2e-3,
+        params=[p for p in ee.parameters() if p.requires_grad],
     )
     early_exit.calibrate(ee, calib_loader, max_accuracy_drop=0.01, progress=progress)
     variants["early exit"] = ee.eval()
@@ -133,8 +145,8 @@ def build_variants(base: nn.Sequential, train_set, calib_set, progress: bool = T
         exits_after=["0", "1"],
         num_classes=10,
         prune_filter=lambda m, fqn: isinstance(m, nn.Conv2d) or fqn == "3.1",
-        finetune_epochs=3,
-        head_epochs=6,
+        finetune_epochs=finetune_epochs,
+        head_epochs=head_epochs,
         lr=2e-3,
         progress=progress,
     )
