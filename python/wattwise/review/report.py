@@ -224,6 +224,7 @@ class Comparison:
 
         figs = {}
         b = self.batch_sizes[-1]
+        colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(self.variants)}
         front = set(self.pareto())
         pts = [
             (n, self._record(n, b)["energy_j_per_inference"], self.static[n]["metric"])
@@ -231,62 +232,102 @@ class Comparison:
         ]
         pts = [p for p in pts if p[1] is not None and p[2] is not None]
         if pts:
-            fig, ax = plt.subplots(figsize=(6, 4))
-            for n, e, m in pts:
-                ax.scatter(e, m, s=50, color="tab:green" if n in front else "tab:gray")
-                ax.annotate(n, (e, m), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            fig, ax = plt.subplots(figsize=(7, 4.5))
             fp = sorted((e, m) for n, e, m in pts if n in front)
             ax.plot(
                 [e for e, _ in fp],
                 [m for _, m in fp],
                 "--",
-                color="tab:green",
+                color="0.4",
+                zorder=1,
                 label="Pareto front",
             )
+            for n, e, m in pts:
+                on_front = n in front
+                ax.scatter(
+                    e,
+                    m,
+                    s=90 if on_front else 50,
+                    color=colors[n],
+                    zorder=2,
+                    edgecolors="black" if on_front else "none",
+                    label=n,
+                )
             ax.set_xlabel(f"energy per inference at batch {b} (J)")
             ax.set_ylabel("metric")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(fontsize=7, loc="best")
             ax.grid(alpha=0.3)
             figs["Metric vs energy per inference"] = fig
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(7, 4.5))
         width = 0.8 / max(len(self.variants), 1)
         for i, n in enumerate(self.variants):
             ys = [self._record(n, bb)["p50_ms"] for bb in self.batch_sizes]
             xs = [j + i * width for j in range(len(self.batch_sizes))]
-            ax.bar(xs, ys, width=width, label=n)
+            ax.bar(xs, ys, width=width, label=n, color=colors[n])
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(self.batch_sizes))])
         ax.set_xticklabels([f"batch {bb}" for bb in self.batch_sizes])
-        ax.set_ylabel("p50 latency (ms)")
+        ax.set_ylabel("p50 latency (ms, log scale)")
         ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         figs["Latency by batch size"] = fig
 
-        if self.timelines:
-            fig, ax = plt.subplots(figsize=(6, 4))
+        if any(tl["t_s"] for tl in self.timelines.values()):
+            # The measurement windows back to back, in the order they ran.
+            fig, ax = plt.subplots(figsize=(9, 3.5))
+            offset, seen = 0.0, set()
             for key, tl in self.timelines.items():
-                if tl["t_s"]:
-                    ax.plot(tl["t_s"], tl["power_w"], label=key, linewidth=1)
-            ax.set_xlabel("time in the measurement window (s)")
+                if not tl["t_s"]:
+                    continue
+                name = key.rsplit("@", 1)[0]
+                ts = [offset + t for t in tl["t_s"]]
+                ax.plot(
+                    ts,
+                    tl["power_w"],
+                    color=colors.get(name, "0.5"),
+                    linewidth=1,
+                    label=None if name in seen else name,
+                )
+                seen.add(name)
+                offset = ts[-1]
+            ax.set_xlabel("time across the measurement windows (s)")
             ax.set_ylabel("power (W)")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, ncol=2)
             ax.grid(alpha=0.3)
             figs["Power timeline"] = fig
 
         layered = [n for n in self.variants if self.static[n]["layers"]]
         if layered:
-            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-            for n in layered:
-                layers = self.static[n]["layers"]
-                idx = range(len(layers))
-                axes[0].plot(idx, [L["sparsity"] for L in layers], marker="o", label=n)
-                axes[1].plot(idx, [L["bits"] for L in layers], marker="s", label=n)
-            axes[0].set_title("sparsity per layer")
-            axes[1].set_title("weight bit width per layer")
-            for ax in axes:
-                ax.set_xlabel("layer (in model order)")
-                ax.legend(fontsize=7)
-                ax.grid(alpha=0.3)
+            import numpy as np
+
+            width = max(len(self.static[n]["layers"]) for n in layered)
+            sparsity = np.full((len(layered), width), np.nan)
+            bits = np.full((len(layered), width), np.nan)
+            for r, n in enumerate(layered):
+                for c, layer in enumerate(self.static[n]["layers"]):
+                    sparsity[r, c] = layer["sparsity"]
+                    bits[r, c] = layer["bits"]
+            fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(layered) + 1.8))
+            for ax, data, title, cmap, vmax in (
+                (axes[0], sparsity, "fraction of zero weights", "Greens", 1.0),
+                (axes[1], bits, "weight bit width", "Blues_r", 32),
+            ):
+                im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
+                ax.set_yticks(range(len(layered)))
+                ax.set_yticklabels(layered, fontsize=8)
+                ax.set_xlabel("layer (Linear/Conv, in model order)")
+                ax.set_title(title, fontsize=10)
+                for (r, c), v in np.ndenumerate(data):
+                    if not np.isnan(v):
+                        ax.text(
+                            c,
+                            r,
+                            f"{v:.2f}" if vmax == 1.0 else f"{v:.0f}",
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                        )
+                fig.colorbar(im, ax=ax, fraction=0.04)
             figs["Per-layer sparsity and bit width"] = fig
         return figs
 
