@@ -22,4 +22,19 @@ TORCH_LIBRARY(wattwise, m) {
       "int4_weight_only_linear(Tensor input, Tensor qweight, Tensor scales, int group_size, "
       "Tensor? bias) -> Tensor",
       {at::Tag::pt2_compliant_tag});
+  // prune: magnitude selection over many tensors (threshold as |w| bit pattern + ties) and
+  // sparse Linear (CSR with uint16 columns stored as int16; N:M values + uint8 indices).
+  m.def("prune_kth_magnitude(Tensor[] tensors, int k) -> (int threshold_bits, int ties)");
+  m.def(
+      "prune_magnitude_mask(Tensor weight, int threshold_bits, int ties) -> (Tensor keep, int "
+      "ties_left)");
+  m.def("prune_magnitude_zero_(Tensor(a!) weight, int threshold_bits, int ties) -> int");
+  m.def(
+      "sparse_csr_linear(Tensor input, Tensor row_ptr, Tensor col, Tensor values, int "
+      "in_features, Tensor? bias) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  m.def(
+      "sparse_nm_linear(Tensor input, Tensor values, Tensor idx, int n, int m, Tensor? bias) -> "
+      "Tensor",
+      {at::Tag::pt2_compliant_tag});
 }

@@ -1,0 +1,124 @@
+// AVX2 + FMA sparse Linear kernels, compiled with -mavx2 -mfma in this unit only. Batch 1
+// gathers x at the stored columns (8 per instruction); batch > 1 broadcasts each stored value
+// over a column of the transposed input, so every stored weight is read once per call.
+#include <immintrin.h>
+
+#include "wattwise/prune/sparse_linear.h"
+
+namespace wattwise::prune::kernels {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Accumulates sum_j val[j] * xt[col(j)] over a row for every batch column of xt ([k][mp]),
+// 32 columns at a time, and writes y[i][r] for i < m.
+template <class ColAt>
+void batched_row(const float* xt, int64_t m, int64_t mp, const float* val, int64_t count,
+                 ColAt col_at, float bias, int64_t n, int64_t r, float* y) {
+  alignas(32) float out[32];
+  for (int64_t c0 = 0; c0 < mp; c0 += 32) {
+    const int64_t width = mp - c0 < 32 ? mp - c0 : 32;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    if (width == 32) {
+      for (int64_t j = 0; j < count; ++j) {
+        const __m256 v = _mm256_broadcast_ss(val + j);
+        const float* xc = xt + col_at(j) * mp + c0;
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 8), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 16), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 24), a3);
+      }
+    } else {
+      for (int64_t j = 0; j < count; ++j) {
+        const __m256 v = _mm256_broadcast_ss(val + j);
+        const float* xc = xt + col_at(j) * mp + c0;
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc), a0);
+        if (width > 8) a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 8), a1);
+        if (width > 16) a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 16), a2);
+      }
+    }
+    _mm256_store_ps(out, a0);
+    _mm256_store_ps(out + 8, a1);
+    _mm256_store_ps(out + 16, a2);
+    _mm256_store_ps(out + 24, a3);
+    for (int64_t i = 0; i < width && c0 + i < m; ++i) y[(c0 + i) * n + r] = out[i] + bias;
+  }
+}
+
+}  // namespace
+
+void csr_linear_avx2(const Csr& p, int64_t r_begin, int64_t r_end) {
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const int64_t b = p.row_ptr[r], e = p.row_ptr[r + 1];
+    const float bias = p.bias != nullptr ? p.bias[r] : 0.f;
+    if (p.m > 1) {
+      const uint16_t* col = p.col + b;
+      batched_row(
+          p.xt, p.m, p.mp, p.val + b, e - b, [col](int64_t j) { return int64_t{col[j]}; }, bias,
+          p.n, r, p.y);
+      continue;
+    }
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t j = b;
+    for (; j + 16 <= e; j += 16) {
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j));
+      const __m128i c2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j + 8));
+      const __m256 x0 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c), 4);
+      const __m256 x1 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c2), 4);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j), x0, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j + 8), x1, a1);
+    }
+    for (; j + 8 <= e; j += 8) {
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j));
+      const __m256 x0 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c), 4);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j), x0, a0);
+    }
+    float acc = hsum(_mm256_add_ps(a0, a1));
+    for (; j < e; ++j) acc += p.val[j] * p.xt[p.col[j]];
+    p.y[r] = acc + bias;
+  }
+}
+
+void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end) {
+  // Column of the j-th value of a row: its run (j / N) times M plus its index inside the run.
+  // With N dividing 8, eight consecutive values starting at a multiple of 8 span 8 / N runs
+  // whose offsets are a fixed pattern, so the columns are one add per vector.
+  const bool pattern = 8 % p.nn == 0;
+  alignas(32) int32_t offs[8];
+  for (int l = 0; l < 8; ++l) offs[l] = static_cast<int32_t>((l / p.nn) * p.mm);
+  const __m256i voffs = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs));
+  const int32_t step = static_cast<int32_t>(8 / p.nn * p.mm);
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const float* v = p.val + r * p.kept;
+    const uint8_t* ix = p.idx + r * p.kept;
+    const float bias = p.bias != nullptr ? p.bias[r] : 0.f;
+    const int64_t nn = p.nn, mm = p.mm;
+    if (p.m > 1) {
+      batched_row(
+          p.xt, p.m, p.mp, v, p.kept, [=](int64_t j) { return (j / nn) * mm + ix[j]; }, bias, p.n,
+          r, p.y);
+      continue;
+    }
+    __m256 a0 = _mm256_setzero_ps();
+    int64_t j = 0;
+    if (pattern) {
+      __m256i base = voffs;
+      for (; j + 8 <= p.kept; j += 8) {
+        const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ix + j));
+        const __m256i cols = _mm256_add_epi32(base, _mm256_cvtepu8_epi32(b8));
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_i32gather_ps(p.xt, cols, 4), a0);
+        base = _mm256_add_epi32(base, _mm256_set1_epi32(step));
+      }
+    }
+    float acc = hsum(a0);
+    for (; j < p.kept; ++j) acc += v[j] * p.xt[(j / nn) * mm + ix[j]];
+    p.y[r] = acc + bias;
+  }
+}
+
+}  // namespace wattwise::prune::kernels
