@@ -27,8 +27,10 @@ TORCH_LIBRARY(wattwise, m) {
   m.def("prune_kth_magnitude(Tensor[] tensors, int k) -> (int threshold_bits, int ties)");
   m.def(
       "prune_magnitude_mask(Tensor weight, int threshold_bits, int ties) -> (Tensor keep, int "
-      "ties_left)");
-  m.def("prune_magnitude_zero_(Tensor(a!) weight, int threshold_bits, int ties) -> int");
+      "ties_left, int pruned)");
+  m.def(
+      "prune_magnitude_zero_(Tensor(a!) weight, int threshold_bits, int ties) -> (int ties_left, "
+      "int pruned)");
   m.def(
       "sparse_csr_linear(Tensor input, Tensor row_ptr, Tensor col, Tensor values, int "
       "in_features, Tensor? bias) -> Tensor",

@@ -55,30 +55,36 @@ std::tuple<int64_t, int64_t> kth_magnitude(at::TensorList tensors, int64_t k) {
   return {static_cast<int64_t>(r.threshold_bits), r.ties};
 }
 
-std::tuple<at::Tensor, int64_t> magnitude_mask(const at::Tensor& weight, int64_t threshold_bits,
-                                               int64_t ties) {
+std::tuple<at::Tensor, int64_t, int64_t> magnitude_mask(const at::Tensor& weight,
+                                                        int64_t threshold_bits, int64_t ties) {
   const char* op = "prune_magnitude_mask";
   check_float_cpu(op, "weight", weight);
   const uint32_t t = to_bits(op, threshold_bits);
   const at::Tensor w = weight.contiguous();
   at::Tensor keep = at::empty(w.sizes(), w.options().dtype(at::kBool));
   sync_num_threads();
+  int64_t pruned = 0;
   const int64_t left = core(op, [&] {
     return prune::magnitude_mask(w.const_data_ptr<float>(), w.numel(), t, ties,
-                                 reinterpret_cast<uint8_t*>(keep.mutable_data_ptr<bool>()));
+                                 reinterpret_cast<uint8_t*>(keep.mutable_data_ptr<bool>()),
+                                 &pruned);
   });
-  return {keep, left};
+  return {keep, left, pruned};
 }
 
-int64_t magnitude_zero_(at::Tensor& weight, int64_t threshold_bits, int64_t ties) {
+std::tuple<int64_t, int64_t> magnitude_zero_(at::Tensor& weight, int64_t threshold_bits,
+                                             int64_t ties) {
   const char* op = "prune_magnitude_zero_";
   check_float_cpu(op, "weight", weight);
   TORCH_CHECK_VALUE(weight.is_contiguous(), op, ": weight must be contiguous");
   const uint32_t t = to_bits(op, threshold_bits);
   sync_num_threads();
-  return core(op, [&] {
-    return prune::magnitude_zero(weight.mutable_data_ptr<float>(), weight.numel(), t, ties);
+  int64_t pruned = 0;
+  const int64_t left = core(op, [&] {
+    return prune::magnitude_zero(weight.mutable_data_ptr<float>(), weight.numel(), t, ties,
+                                 &pruned);
   });
+  return {left, pruned};
 }
 
 void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {

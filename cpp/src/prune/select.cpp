@@ -2,6 +2,7 @@
 #include "wattwise/prune/select.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -123,43 +124,65 @@ KthMagnitude kth_magnitude(const float* const* tensors, const int64_t* sizes, in
 
 namespace {
 
-// Elements strictly below the threshold go in parallel; ties go in order on one thread, so
-// the first `ties` equal elements are the pruned ones whatever the thread count.
+// Elements strictly below the threshold go in parallel (branch-free, so the loops vectorize);
+// ties go in order on one thread, so the first `ties` equal elements are the pruned ones
+// whatever the thread count. `below(b, e)` handles [b, e) and returns how many it pruned.
 template <class Below, class Tie>
-int64_t apply_selection(const float* w, int64_t n, uint32_t t, int64_t ties, Below below, Tie tie) {
+int64_t apply_selection(const float* w, int64_t n, int64_t ties, int64_t* pruned, uint32_t t,
+                        Below below, Tie tie) {
   if (n < 0)
     throw std::invalid_argument("magnitude_mask: n must be >= 0, got " + std::to_string(n));
   if (n > 0 && w == nullptr) throw std::invalid_argument("magnitude_mask: w is null");
   if (ties < 0) {
     throw std::invalid_argument("magnitude_mask: ties must be >= 0, got " + std::to_string(ties));
   }
-  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) below(i, abs_bits(w[i]) < t);
-  });
+  std::atomic<int64_t> count{0};
+  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) { count += below(b, e); });
   for (int64_t i = 0; i < n && ties > 0; ++i) {
     if (abs_bits(w[i]) == t) {
       tie(i);
       --ties;
+      ++count;
     }
   }
+  if (pruned != nullptr) *pruned = count.load();
   return ties;
 }
 
 }  // namespace
 
 int64_t magnitude_mask(const float* w, int64_t n, uint32_t threshold_bits, int64_t ties,
-                       uint8_t* keep) {
+                       uint8_t* keep, int64_t* pruned) {
   if (n > 0 && keep == nullptr) throw std::invalid_argument("magnitude_mask: keep is null");
+  const uint32_t t = threshold_bits;
   return apply_selection(
-      w, n, threshold_bits, ties, [&](int64_t i, bool pruned) { keep[i] = pruned ? 0 : 1; },
+      w, n, ties, pruned, t,
+      [&](int64_t b, int64_t e) {
+        int64_t c = 0;
+        for (int64_t i = b; i < e; ++i) {
+          const uint8_t k = abs_bits(w[i]) >= t;
+          keep[i] = k;
+          c += 1 - k;
+        }
+        return c;
+      },
       [&](int64_t i) { keep[i] = 0; });
 }
 
-int64_t magnitude_zero(float* w, int64_t n, uint32_t threshold_bits, int64_t ties) {
+int64_t magnitude_zero(float* w, int64_t n, uint32_t threshold_bits, int64_t ties,
+                       int64_t* pruned) {
+  const uint32_t t = threshold_bits;
   return apply_selection(
-      w, n, threshold_bits, ties,
-      [&](int64_t i, bool pruned) {
-        if (pruned) w[i] = 0.f;
+      w, n, ties, pruned, t,
+      [&](int64_t b, int64_t e) {
+        int64_t c = 0;
+        for (int64_t i = b; i < e; ++i) {
+          const float v = w[i];
+          const bool p = abs_bits(v) < t;
+          w[i] = p ? 0.f : v;
+          c += p;
+        }
+        return c;
       },
       [&](int64_t i) { w[i] = 0.f; });
 }

@@ -86,21 +86,28 @@ torch.library.register_autograd(
 torch.library.register_autograd("wattwise::sparse_nm_linear", _nm_backward, setup_context=_nm_setup)
 
 
-def keep_masks(scores: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+def keep_masks(scores: list[torch.Tensor], k: int, counts: list | None = None) -> list[torch.Tensor]:
     """Bool keep-masks that prune exactly the k smallest-magnitude entries over all `scores`
-    together (ties broken by tensor order, then index order), without concatenating them."""
+    together (ties broken by tensor order, then index order), without concatenating them.
+    `counts`, when given, receives the number pruned in each tensor."""
     flat = [s.detach().reshape(-1) for s in scores]
     flat = [s if s.dtype == torch.float32 else s.float() for s in flat]
     bits, ties = _ops.prune_kth_magnitude(flat, int(k))
     out = []
-    for s, f in zip(scores, flat):
-        keep, ties = _ops.prune_magnitude_mask(f, bits, ties)
+    for s, f in zip(scores, flat, strict=True):
+        keep, ties, pruned = _ops.prune_magnitude_mask(f, bits, ties)
         out.append(keep.reshape(s.shape))
+        if counts is not None:
+            counts.append(pruned)
     return out
 
 
-def zero_smallest_(tensors: list[torch.Tensor], k: int) -> None:
-    """Zeroes the k smallest-magnitude entries over all contiguous fp32 `tensors` in place."""
+def zero_smallest_(tensors: list[torch.Tensor], k: int) -> list[int]:
+    """Zeroes the k smallest-magnitude entries over all contiguous fp32 `tensors` in place;
+    returns how many were zeroed in each."""
     bits, ties = _ops.prune_kth_magnitude(tensors, int(k))
+    counts = []
     for t in tensors:
-        ties = _ops.prune_magnitude_zero_(t, bits, ties)
+        ties, pruned = _ops.prune_magnitude_zero_(t, bits, ties)
+        counts.append(pruned)
+    return counts

@@ -188,38 +188,41 @@ def magnitude_(
 
     keeps: list[torch.Tensor]
     if kind == "n:m":
-        keeps = [nm_keep(w, *nm, layer_label(mod, fqn)) for w, (fqn, mod) in zip(weights, layers)]
+        keeps = [nm_keep(w, *nm, layer_label(mod, fqn)) for w, (fqn, mod) in zip(weights, layers, strict=True)]
     elif (
         kind == "unstructured"
         and not reparametrize
         and all(
             w.is_contiguous() and w.data_ptr() == effective_tensor(m, name).data_ptr()
-            for w, (_, m) in zip(weights, layers)
+            for w, (_, m) in zip(weights, layers, strict=True)
         )
     ):
         # In place and nothing else allocated: the 100M-parameter path.
         tensors = [getattr(m, name).data for _, m in layers]
         groups = [tensors] if scope == "global" else [[t] for t in tensors]
         names = ["the selected layers"] if scope == "global" else [f for f, _ in layers]
-        for g, where in zip(groups, names):
-            _ops.zero_smallest_(g, check_amount(amount, sum(t.numel() for t in g), where))
-        return {fqn: _sparsity(getattr(m, name)) for fqn, m in layers}
+        counts = []
+        for g, where in zip(groups, names, strict=True):
+            counts += _ops.zero_smallest_(g, check_amount(amount, sum(t.numel() for t in g), where))
+        return {
+            fqn: c / max(t.numel(), 1) for (fqn, _), c, t in zip(layers, counts, tensors, strict=True)
+        }
     else:
-        scores = [scores_of(w, fqn, mod) for w, (fqn, mod) in zip(weights, layers)]
+        scores = [scores_of(w, fqn, mod) for w, (fqn, mod) in zip(weights, layers, strict=True)]
         if scope == "global":
             k = check_amount(amount, sum(s.numel() for s in scores), "the selected layers")
             keeps = _ops.keep_masks(scores, k)
         else:
             keeps = [
                 _ops.keep_masks([s], check_amount(amount, s.numel(), layer_label(mod, fqn)))[0]
-                for s, (fqn, mod) in zip(scores, layers)
+                for s, (fqn, mod) in zip(scores, layers, strict=True)
             ]
         if kind == "block":
-            keeps = [_expand_blocks(k, block, w.shape) for k, w in zip(keeps, weights)]
+            keeps = [_expand_blocks(k, block, w.shape) for k, w in zip(keeps, weights, strict=True)]
     del weights
 
     out = {}
-    for (fqn, mod), keep in zip(layers, keeps):
+    for (fqn, mod), keep in zip(layers, keeps, strict=True):
         w_keep = keep if kind != "channel" else _channel_mask(keep, getattr(mod, name))
         if reparametrize:
             apply_keep_mask(mod, name, w_keep)

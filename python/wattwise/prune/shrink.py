@@ -182,7 +182,7 @@ def _analyse(model: nn.Module, example_inputs, exact: bool):
                 raise ValueError(
                     f"shrink_: layer {name!r} is called on tensors of different widths"
                 )
-            for a, b in zip(table[name], ids):
+            for a, b in zip(table[name], ids, strict=True):
                 g.union(a, b)
         else:
             table[name] = list(ids)
@@ -255,7 +255,7 @@ def _analyse(model: nn.Module, example_inputs, exact: bool):
                     and len({tuple(s) for s in shapes}) == 1
                 ):
                     for c in cs[1:]:
-                        for a, b in zip(cs[0].ids, c.ids):
+                        for a, b in zip(cs[0].ids, c.ids, strict=True):
                             g.union(a, b)
                     out = cs[0]
                 elif any(c is not None for c in cs):

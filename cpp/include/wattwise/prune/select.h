@@ -24,11 +24,13 @@ KthMagnitude kth_magnitude(const float* const* tensors, const int64_t* sizes, in
 
 // Writes keep[i] = 1 for kept elements, 0 for pruned ones, given a selection from
 // kth_magnitude. `ties` is the number of equal-to-threshold elements still to prune; returns
-// how many remain for the following tensors.
+// how many remain for the following tensors; *pruned (when not null) receives the number of
+// elements of w pruned.
 int64_t magnitude_mask(const float* w, int64_t n, uint32_t threshold_bits, int64_t ties,
-                       uint8_t* keep);
+                       uint8_t* keep, int64_t* pruned = nullptr);
 
 // Zeroes the pruned elements of w in place (same selection rule as magnitude_mask).
-int64_t magnitude_zero(float* w, int64_t n, uint32_t threshold_bits, int64_t ties);
+int64_t magnitude_zero(float* w, int64_t n, uint32_t threshold_bits, int64_t ties,
+                       int64_t* pruned = nullptr);
 
 }  // namespace wattwise::prune
