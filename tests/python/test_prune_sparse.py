@@ -73,14 +73,24 @@ def test_sparse_ops_reject_bad_input():
         sp(torch.randn(2, 41))
     with pytest.raises(TypeError, match="floating point"):
         sp(torch.ones(2, 40, dtype=torch.int64))
+    # Malformed structures passed straight to the ops: indices are clamped, never read out of
+    # bounds; row pointers are checked.
     bad_col = sp.col.clone()
-    bad_col[0] = 45
-    with pytest.raises(ValueError, match="45"):
-        torch.ops.wattwise.sparse_csr_linear(torch.randn(1, 40), sp.row_ptr, bad_col, sp.values, 40, None)
-    with pytest.raises(ValueError, match="M=4"):
-        torch.ops.wattwise.sparse_nm_linear(
-            torch.randn(1, 8), torch.zeros(1, 4), torch.full((1, 4), 4, dtype=torch.uint8), 2, 4, None
-        )
+    bad_col[0] = -1  # 65535 as uint16
+    y = torch.ops.wattwise.sparse_csr_linear(torch.randn(3, 40), sp.row_ptr, bad_col, sp.values, 40, None)
+    assert torch.isfinite(y).all()
+    bad_rp = sp.row_ptr.clone()
+    bad_rp[1] = bad_rp[-1] + 1
+    with pytest.raises(ValueError, match="row_ptr"):
+        torch.ops.wattwise.sparse_csr_linear(torch.randn(1, 40), bad_rp, sp.col, sp.values, 40, None)
+    y = torch.ops.wattwise.sparse_nm_linear(
+        torch.randn(1, 8), torch.ones(1, 4), torch.full((1, 4), 200, dtype=torch.uint8), 2, 4, None
+    )
+    assert torch.isfinite(y).all()
+    sd = sp.state_dict()
+    sd["col"] = bad_col
+    with pytest.raises(ValueError, match="column index"):
+        wp.SparseLinear(40, 24, 0).load_state_dict(sd)
     with pytest.raises(ValueError, match="not 2:4"):
         wp.NMSparseLinear.from_dense(nn.Linear(8, 2), 2, 4)
 

@@ -128,9 +128,7 @@ at::Tensor csr_linear(const at::Tensor& input, const at::Tensor& row_ptr, const 
   TORCH_CHECK_VALUE(c.numel() == nnz && v.numel() == nnz, op, ": row_ptr[-1]=", nnz,
                     " must equal the length of col (", c.numel(), ") and values (", v.numel(), ")");
   core(op, [&] {
-    prune::check_csr(rp.const_data_ptr<int32_t>(),
-                     reinterpret_cast<const uint16_t*>(c.const_data_ptr<int16_t>()), n,
-                     in_features);
+    prune::check_row_ptr(rp.const_data_ptr<int32_t>(), n, nnz);
     return 0;
   });
   int64_t m = 0;
@@ -165,10 +163,6 @@ at::Tensor nm_linear(const at::Tensor& input, const at::Tensor& values, const at
                     ") must be a multiple of N=", nn);
   const int64_t n = values.size(0), k = values.size(1) / nn * mm;
   const at::Tensor v = values.contiguous(), ix = idx.contiguous();
-  core(op, [&] {
-    prune::check_nm(ix.const_data_ptr<uint8_t>(), n, k, nn, mm);
-    return 0;
-  });
   int64_t m = 0;
   const auto out_shape = check_input(op, input, k, n, m);
   check_bias(op, bias, n);

@@ -50,6 +50,29 @@ int64_t row_grain(int64_t work_per_row) {
 
 }  // namespace
 
+void check_row_ptr(const int32_t* row_ptr, int64_t n, int64_t nnz) {
+  if (n < 0) throw std::invalid_argument("check_row_ptr: n must be >= 0, got " + std::to_string(n));
+  check_ptr("check_row_ptr", "row_ptr", row_ptr, 1);
+  if (row_ptr[0] != 0) {
+    throw std::invalid_argument("row_ptr[0] must be 0, got " + std::to_string(row_ptr[0]));
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    if (row_ptr[r + 1] < row_ptr[r]) {
+      throw std::invalid_argument("row_ptr decreases at row " + std::to_string(r));
+    }
+  }
+  if (row_ptr[n] != nnz) {
+    throw std::invalid_argument("row_ptr[-1]=" + std::to_string(row_ptr[n]) +
+                                " must equal the number of stored values " + std::to_string(nnz));
+  }
+}
+
+// Fills y with the bias (or zeros): the product with an empty input dimension.
+void bias_only(const float* bias, int64_t m, int64_t n, float* y) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t r = 0; r < n; ++r) y[i * n + r] = bias != nullptr ? bias[r] : 0.f;
+}
+
 void check_csr(const int32_t* row_ptr, const uint16_t* col, int64_t n, int64_t k) {
   if (n < 0 || k < 0 || k > kCsrMaxCols) {
     throw std::invalid_argument("check_csr: need n >= 0 and 0 <= k <= 65536, got n=" +
@@ -110,10 +133,11 @@ void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, co
   check_ptr("csr_linear", "val", val, row_ptr[n]);
   check_ptr("csr_linear", "y", y, m * n);
   if (m == 0 || n == 0) return;
+  if (k == 0) return bias_only(bias, m, n, y);
   const int64_t mp = m == 1 ? 1 : (m + 7) / 8 * 8;
   std::vector<float> xt;
   if (m > 1) xt = transpose_padded(x, m, k, mp);
-  const kernels::Csr p{m == 1 ? x : xt.data(), m, mp, row_ptr, col, val, bias, n, y};
+  const kernels::Csr p{m == 1 ? x : xt.data(), k, m, mp, row_ptr, col, val, bias, n, y};
   const bool avx2 = active_simd() == SimdLevel::kAvx2;
   const int64_t nnz_per_row = n > 0 ? row_ptr[n] / n + 1 : 1;
   parallel_for(n, row_grain(nnz_per_row * mp), [&](int64_t b, int64_t e) {

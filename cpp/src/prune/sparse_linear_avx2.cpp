@@ -3,6 +3,8 @@
 // over a column of the transposed input, so every stored weight is read once per call.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "wattwise/prune/sparse_linear.h"
 
 namespace wattwise::prune::kernels {
@@ -53,14 +55,21 @@ void batched_row(const float* xt, int64_t m, int64_t mp, const float* val, int64
 }  // namespace
 
 void csr_linear_avx2(const Csr& p, int64_t r_begin, int64_t r_end) {
+  const int64_t kmax = p.k - 1;
+  const __m256i vkmax = _mm256_set1_epi32(static_cast<int32_t>(kmax));
+  // 8 column indices, widened and clamped into [0, k).
+  const auto cols = [vkmax](const uint16_t* at) {
+    return _mm256_min_epu32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at))), vkmax);
+  };
   for (int64_t r = r_begin; r < r_end; ++r) {
     const int64_t b = p.row_ptr[r], e = p.row_ptr[r + 1];
     const float bias = p.bias != nullptr ? p.bias[r] : 0.f;
     if (p.m > 1) {
       const uint16_t* col = p.col + b;
       batched_row(
-          p.xt, p.m, p.mp, p.val + b, e - b, [col](int64_t j) { return int64_t{col[j]}; }, bias,
-          p.n, r, p.y);
+          p.xt, p.m, p.mp, p.val + b, e - b,
+          [col, kmax](int64_t j) { return std::min<int64_t>(col[j], kmax); }, bias, p.n, r, p.y);
       continue;
     }
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -68,11 +77,10 @@ void csr_linear_avx2(const Csr& p, int64_t r_begin, int64_t r_end) {
     int64_t j = b;
     // Four independent gathers in flight: a gather's latency, not its throughput, bounds one.
     for (; j + 32 <= e; j += 32) {
-      const __m128i* c = reinterpret_cast<const __m128i*>(p.col + j);
-      const __m256 x0 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(_mm_loadu_si128(c)), 4);
-      const __m256 x1 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(_mm_loadu_si128(c + 1)), 4);
-      const __m256 x2 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(_mm_loadu_si128(c + 2)), 4);
-      const __m256 x3 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(_mm_loadu_si128(c + 3)), 4);
+      const __m256 x0 = _mm256_i32gather_ps(p.xt, cols(p.col + j), 4);
+      const __m256 x1 = _mm256_i32gather_ps(p.xt, cols(p.col + j + 8), 4);
+      const __m256 x2 = _mm256_i32gather_ps(p.xt, cols(p.col + j + 16), 4);
+      const __m256 x3 = _mm256_i32gather_ps(p.xt, cols(p.col + j + 24), 4);
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j), x0, a0);
       a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j + 8), x1, a1);
       a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j + 16), x2, a2);
@@ -80,21 +88,12 @@ void csr_linear_avx2(const Csr& p, int64_t r_begin, int64_t r_end) {
     }
     a0 = _mm256_add_ps(a0, a2);
     a1 = _mm256_add_ps(a1, a3);
-    for (; j + 16 <= e; j += 16) {
-      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j));
-      const __m128i c2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j + 8));
-      const __m256 x0 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c), 4);
-      const __m256 x1 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c2), 4);
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j), x0, a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j + 8), x1, a1);
-    }
     for (; j + 8 <= e; j += 8) {
-      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.col + j));
-      const __m256 x0 = _mm256_i32gather_ps(p.xt, _mm256_cvtepu16_epi32(c), 4);
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j), x0, a0);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p.val + j),
+                           _mm256_i32gather_ps(p.xt, cols(p.col + j), 4), a0);
     }
     float acc = hsum(_mm256_add_ps(a0, a1));
-    for (; j < e; ++j) acc += p.val[j] * p.xt[p.col[j]];
+    for (; j < e; ++j) acc += p.val[j] * p.xt[std::min<int64_t>(p.col[j], kmax)];
     p.y[r] = acc + bias;
   }
 }
@@ -108,6 +107,7 @@ void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end) {
   for (int l = 0; l < 8; ++l) offs[l] = static_cast<int32_t>((l / p.nn) * p.mm);
   const __m256i voffs = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs));
   const int32_t step = static_cast<int32_t>(8 / p.nn * p.mm);
+  const __m256i vmmax = _mm256_set1_epi32(static_cast<int32_t>(p.mm - 1));
   for (int64_t r = r_begin; r < r_end; ++r) {
     const float* v = p.val + r * p.kept;
     const uint8_t* ix = p.idx + r * p.kept;
@@ -115,8 +115,9 @@ void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end) {
     const int64_t nn = p.nn, mm = p.mm;
     if (p.m > 1) {
       batched_row(
-          p.xt, p.m, p.mp, v, p.kept, [=](int64_t j) { return (j / nn) * mm + ix[j]; }, bias, p.n,
-          r, p.y);
+          p.xt, p.m, p.mp, v, p.kept,
+          [=](int64_t j) { return (j / nn) * mm + std::min<int64_t>(ix[j], mm - 1); }, bias, p.n, r,
+          p.y);
       continue;
     }
     __m256 a0 = _mm256_setzero_ps();
@@ -125,13 +126,14 @@ void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end) {
       __m256i base = voffs;
       for (; j + 8 <= p.kept; j += 8) {
         const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ix + j));
-        const __m256i cols = _mm256_add_epi32(base, _mm256_cvtepu8_epi32(b8));
+        const __m256i cols =
+            _mm256_add_epi32(base, _mm256_min_epu32(_mm256_cvtepu8_epi32(b8), vmmax));
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), _mm256_i32gather_ps(p.xt, cols, 4), a0);
         base = _mm256_add_epi32(base, _mm256_set1_epi32(step));
       }
     }
     float acc = hsum(a0);
-    for (; j < p.kept; ++j) acc += v[j] * p.xt[(j / nn) * mm + ix[j]];
+    for (; j < p.kept; ++j) acc += v[j] * p.xt[(j / nn) * mm + std::min<int64_t>(ix[j], mm - 1)];
     p.y[r] = acc + bias;
   }
 }

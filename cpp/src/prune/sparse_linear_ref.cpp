@@ -1,5 +1,7 @@
 // Scalar reference kernels of the sparse Linear formats: obviously correct, used to test the
 // AVX2 kernels and on CPUs without AVX2.
+#include <algorithm>
+
 #include "wattwise/prune/sparse_linear.h"
 
 namespace wattwise::prune::kernels {
@@ -22,7 +24,9 @@ void sparse_rows(const float* xt, int64_t m, int64_t mp, const float* bias, int6
 
 void csr_linear_ref(const Csr& p, int64_t r_begin, int64_t r_end) {
   sparse_rows(p.xt, p.m, p.mp, p.bias, p.n, p.y, r_begin, r_end, [&](int64_t r, auto&& f) {
-    for (int32_t j = p.row_ptr[r]; j < p.row_ptr[r + 1]; ++j) f(p.col[j], p.val[j]);
+    for (int32_t j = p.row_ptr[r]; j < p.row_ptr[r + 1]; ++j) {
+      f(std::min<int64_t>(p.col[j], p.k - 1), p.val[j]);
+    }
   });
 }
 
@@ -30,7 +34,9 @@ void nm_linear_ref(const Nm& p, int64_t r_begin, int64_t r_end) {
   sparse_rows(p.xt, p.m, p.mp, p.bias, p.n, p.y, r_begin, r_end, [&](int64_t r, auto&& f) {
     const float* v = p.val + r * p.kept;
     const uint8_t* ix = p.idx + r * p.kept;
-    for (int64_t j = 0; j < p.kept; ++j) f((j / p.nn) * p.mm + ix[j], v[j]);
+    for (int64_t j = 0; j < p.kept; ++j) {
+      f((j / p.nn) * p.mm + std::min<int64_t>(ix[j], p.mm - 1), v[j]);
+    }
   });
 }
 

@@ -84,8 +84,8 @@ TEST_P(CsrKernels, MatchDenseAndEachOther) {
   const int64_t mp = m == 1 ? 1 : (m + 7) / 8 * 8;
   const auto xt = transpose_padded(x, m, k, mp);
   std::vector<float> y_ref(m * n), y_avx(m * n);
-  const kernels::Csr pr{xt.data(),    m,        mp, c.row_ptr.data(), c.col.data(),
-                        c.val.data(), b.data(), n,  y_ref.data()};
+  const kernels::Csr pr{xt.data(),    k,        m, mp,          c.row_ptr.data(), c.col.data(),
+                        c.val.data(), b.data(), n, y_ref.data()};
   kernels::csr_linear_ref(pr, 0, n);
   expect_close(y_ref, want, k);
 #ifdef WATTWISE_HAVE_AVX2_KERNELS
@@ -174,6 +174,29 @@ TEST(SparseLinear, RejectsBadStructures) {
   float y = 0;
   EXPECT_THROW(nm_linear(nullptr, 1, 4, nullptr, nullptr, 2, 4, nullptr, 1, &y),
                std::invalid_argument);
+  EXPECT_THROW(check_row_ptr(rp.data(), 2, 1), std::invalid_argument);
+  EXPECT_THROW(check_row_ptr(rp2.data(), 2, 3), std::invalid_argument);
+  EXPECT_NO_THROW(check_row_ptr(rp2.data(), 2, 2));
+}
+
+// The linear kernels clamp indices instead of validating them per call: a malformed structure
+// must give finite numbers without touching memory outside x.
+TEST(SparseLinear, ClampsOutOfRangeIndices) {
+  const std::vector<float> x{1.f, 2.f, 3.f, 4.f};
+  const std::vector<int32_t> rp{0, 2};
+  const std::vector<uint16_t> col{65535, 1};
+  const std::vector<float> val{1.f, 1.f};
+  for (int64_t m : {1, 2}) {
+    std::vector<float> xm;
+    for (int64_t i = 0; i < m; ++i) xm.insert(xm.end(), x.begin(), x.end());
+    std::vector<float> y(m, 0.f);
+    csr_linear(xm.data(), m, 4, rp.data(), col.data(), val.data(), nullptr, 1, y.data());
+    for (float v : y) EXPECT_FLOAT_EQ(v, 4.f + 2.f);  // clamped to the last column
+    const std::vector<uint8_t> idx{7, 0};
+    const std::vector<float> nv{1.f, 1.f};
+    nm_linear(xm.data(), m, 4, nv.data(), idx.data(), 2, 4, nullptr, 1, y.data());
+    for (float v : y) EXPECT_FLOAT_EQ(v, 4.f + 1.f);
+  }
 }
 
 }  // namespace

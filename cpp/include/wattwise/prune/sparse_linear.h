@@ -8,6 +8,11 @@
 //          idx[n][k / M * N] uint8 (position 0..M-1 inside the run, ascending). No row
 //          pointers: a row's j-th value belongs to run j / N.
 // y[m][n] = sum_k x[m][k] * w[n][k] + bias[n].
+//
+// The linear entry points check only what is O(out_features) (row pointers); the kernels clamp
+// every column index and value offset into range, so a malformed structure gives wrong numbers
+// but never reads out of bounds. check_csr / check_nm validate a structure
+// fully (O(non-zeros)); call them once when a structure comes from outside.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,9 @@ void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, co
 void nm_linear(const float* x, int64_t m, int64_t k, const float* val, const uint8_t* idx,
                int64_t nn, int64_t mm, const float* bias, int64_t n, float* y);
 
+// row_ptr[0] == 0, non-decreasing, row_ptr[n] == nnz; throws std::invalid_argument.
+void check_row_ptr(const int32_t* row_ptr, int64_t n, int64_t nnz);
+
 // Checks a CSR16 structure (monotone row pointers, columns < k); throws std::invalid_argument.
 void check_csr(const int32_t* row_ptr, const uint16_t* col, int64_t n, int64_t k);
 // Checks N:M shape rules (0 < N <= M <= 255, M divides k) and that indices are < M.
@@ -36,6 +44,7 @@ namespace kernels {
 
 struct Csr {
   const float* xt;
+  int64_t k;
   int64_t m;
   int64_t mp;
   const int32_t* row_ptr;
@@ -64,6 +73,5 @@ void csr_linear_ref(const Csr& p, int64_t r_begin, int64_t r_end);
 void csr_linear_avx2(const Csr& p, int64_t r_begin, int64_t r_end);
 void nm_linear_ref(const Nm& p, int64_t r_begin, int64_t r_end);
 void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end);
-
 }  // namespace kernels
 }  // namespace wattwise::prune
