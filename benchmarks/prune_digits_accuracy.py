@@ -11,12 +11,11 @@ import argparse
 import copy
 
 import torch
+import wattwise
+import wattwise.prune as wp
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
-
-import wattwise
-import wattwise.prune as wp
 
 
 def data():
@@ -53,14 +52,19 @@ def main() -> None:
     print(f"machine: {info['model']}, {info['logical_cpus']} logical CPUs")
     torch.manual_seed(0)
     xtr, xte, ytr, yte = data()
-    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+    )
     epochs = 15 if args.quick else 40
     train(model, xtr, ytr, epochs)
-    print(f"MLP 64-256-128-10 on digits ({len(xtr)} train / {len(xte)} test), dense test accuracy "
-          f"{accuracy(model, xte, yte):.4f}")
+    print(
+        f"MLP 64-256-128-10 on digits ({len(xtr)} train / {len(xte)} test), dense test accuracy "
+        f"{accuracy(model, xte, yte):.4f}"
+    )
     ft_epochs = 5 if args.quick else 15
     steps_per_epoch = (len(xtr) + 63) // 64
-    print(f"{'sparsity':>9}{'one-shot':>10}{'+fine-tune':>12}{'gradual':>10}   (fine-tune: {ft_epochs} epochs)")
+    print(f"fine-tuning: {ft_epochs} epochs")
+    print(f"{'sparsity':>9}{'one-shot':>10}{'+fine-tune':>12}{'gradual':>10}")
     for s in (0.5, 0.8, 0.9):
         one = copy.deepcopy(model)
         wp.magnitude_(one, s)

@@ -14,7 +14,12 @@ import subprocess
 import sys
 import time
 
-METHODS = ["torch_global_unstructured", "wattwise_select_only", "wattwise_in_place", "wattwise_masks"]
+METHODS = [
+    "torch_global_unstructured",
+    "wattwise_select_only",
+    "wattwise_in_place",
+    "wattwise_masks",
+]
 
 
 def build(params_m: int):
@@ -29,9 +34,8 @@ def build(params_m: int):
 
 def child(method: str, params_m: int, amount: float) -> None:
     import torch
-    from torch.nn.utils import prune as tp
-
     import wattwise.prune as wp
+    from torch.nn.utils import prune as tp
 
     model = build(params_m)
     weights = [m.weight for m in model]
@@ -49,7 +53,17 @@ def child(method: str, params_m: int, amount: float) -> None:
         wp.magnitude_(model, amount)
     dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    print(json.dumps({"method": method, "seconds": dt, "extra_bytes": peak, "weight_bytes": 4 * n, "params": n}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "seconds": dt,
+                "extra_bytes": peak,
+                "weight_bytes": 4 * n,
+                "params": n,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -64,26 +78,39 @@ def main() -> None:
         child(args.child, params_m, args.amount)
         return
     import torch
-
     import wattwise
 
     info = wattwise.cpu_info()
-    print(f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
-          f"torch threads={torch.get_num_threads()}")
+    print(
+        f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
+        f"torch threads={torch.get_num_threads()}"
+    )
     results = {}
     for method in METHODS:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", method, "--params-m", str(params_m),
-             "--amount", str(args.amount)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                method,
+                "--params-m",
+                str(params_m),
+                "--amount",
+                str(args.amount),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         results[method] = json.loads(out.stdout.strip().splitlines()[-1])
     ref = results["torch_global_unstructured"]
     print(f"{ref['params'] / 1e6:.1f}M parameters, amount={args.amount}")
     print(f"{'method':<28}{'seconds':>10}{'speedup':>10}{'extra MB':>12}{'x weights':>11}")
     for method, r in results.items():
-        print(f"{method:<28}{r['seconds']:>10.3f}{ref['seconds'] / r['seconds']:>10.2f}"
-              f"{r['extra_bytes'] / 2**20:>12.1f}{r['extra_bytes'] / r['weight_bytes']:>11.3f}")
+        print(
+            f"{method:<28}{r['seconds']:>10.3f}{ref['seconds'] / r['seconds']:>10.2f}"
+            f"{r['extra_bytes'] / 2**20:>12.1f}{r['extra_bytes'] / r['weight_bytes']:>11.3f}"
+        )
 
 
 if __name__ == "__main__":

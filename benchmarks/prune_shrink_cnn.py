@@ -12,15 +12,26 @@ import argparse
 import copy
 
 import torch
+import wattwise
+import wattwise.prune as wp
 from torch import nn
 from torch.utils.benchmark import Timer
 
-import wattwise
-import wattwise.prune as wp
-
 
 def vgg_like(width: int = 64, classes: int = 100) -> nn.Module:
-    cfg = [width, width, "M", 2 * width, 2 * width, "M", 4 * width, 4 * width, "M", 8 * width, 8 * width]
+    cfg = [
+        width,
+        width,
+        "M",
+        2 * width,
+        2 * width,
+        "M",
+        4 * width,
+        4 * width,
+        "M",
+        8 * width,
+        8 * width,
+    ]
     layers, c = [], 3
     for v in cfg:
         if v == "M":
@@ -43,7 +54,12 @@ def randomize_bn(model: nn.Module) -> None:
 
 def latency_ms(model: nn.Module, x: torch.Tensor, min_time: float) -> float:
     with torch.no_grad():
-        return Timer("m(x)", globals={"m": model, "x": x}).blocked_autorange(min_run_time=min_time).median * 1e3
+        return (
+            Timer("m(x)", globals={"m": model, "x": x})
+            .blocked_autorange(min_run_time=min_time)
+            .median
+            * 1e3
+        )
 
 
 def params(model: nn.Module) -> int:
@@ -56,8 +72,10 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=0.5)
     args = ap.parse_args()
     info = wattwise.cpu_info()
-    print(f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
-          f"torch threads={torch.get_num_threads()}")
+    print(
+        f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
+        f"torch threads={torch.get_num_threads()}"
+    )
     torch.manual_seed(0)
     dense = vgg_like().eval()
     randomize_bn(dense)
@@ -65,8 +83,13 @@ def main() -> None:
     example = torch.randn(1, 3, size, size)
 
     ours = copy.deepcopy(dense)
-    wp.magnitude_(ours, args.ratio, pattern="channel", scope="layer",
-                  filter_fn=lambda m, fqn: isinstance(m, nn.Conv2d))
+    wp.magnitude_(
+        ours,
+        args.ratio,
+        pattern="channel",
+        scope="layer",
+        filter_fn=lambda m, fqn: isinstance(m, nn.Conv2d),
+    )
     wp.complete_channel_groups_(ours, example)
     masked_out = ours(example)
     wp.shrink_(ours, example)
@@ -78,16 +101,21 @@ def main() -> None:
 
         theirs = copy.deepcopy(dense)
         pruner = tp.pruner.MagnitudePruner(
-            theirs, example, importance=tp.importance.MagnitudeImportance(p=1),
-            pruning_ratio=args.ratio, ignored_layers=[theirs[-1]],
+            theirs,
+            example,
+            importance=tp.importance.MagnitudeImportance(p=1),
+            pruning_ratio=args.ratio,
+            ignored_layers=[theirs[-1]],
         )
         pruner.step()
         models["Torch-Pruning"] = theirs
     except ImportError:
         print("torch-pruning not installed: its column is skipped")
 
-    print(f"VGG-style CNN, {args.ratio:.0%} of conv channels pruned, input 3x{size}x{size}; "
-          f"shrunk vs masked max |diff| = {diff:.2e}")
+    print(
+        f"VGG-style CNN, {args.ratio:.0%} of conv channels pruned, input 3x{size}x{size}; "
+        f"shrunk vs masked max |diff| = {diff:.2e}"
+    )
     min_time = 0.3 if args.quick else 1.0
     print(f"{'model':<20}{'params':>12}{'batch':>7}{'ms':>10}{'vs dense':>10}")
     for batch in (1, 16):

@@ -10,11 +10,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.benchmark import Timer
-
 import wattwise
 import wattwise.prune as wp
+from torch import nn
+from torch.utils.benchmark import Timer
 
 
 def stack(n_layers: int, width: int, sparsity: float, pattern: str = "unstructured"):
@@ -39,14 +38,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer sparsities and shorter timing")
     args = ap.parse_args()
     info = wattwise.cpu_info()
-    print(f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
-          f"torch threads={torch.get_num_threads()}")
+    print(
+        f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
+        f"torch threads={torch.get_num_threads()}"
+    )
     width, n_layers = 4096, 4
     sparsities = [0.5, 0.8, 0.9, 0.95] if args.quick else [0.5, 0.7, 0.8, 0.9, 0.95]
     batches = [1, 8, 32]
     min_time = 0.3 if args.quick else 0.6
-    print(f"{n_layers} x Linear({width}, {width}) fp32, {n_layers * width * width * 4 / 2**20:.0f} MB of weights")
-    print(f"{'format':<10}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'sparse ms':>11}{'speedup':>9}")
+    mb = n_layers * width * width * 4 / 2**20
+    print(f"{n_layers} x Linear({width}, {width}) fp32, {mb:.0f} MB of weights")
+    print(
+        f"{'format':<10}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'sparse ms':>11}{'speedup':>9}"
+    )
     cases = [(s, "unstructured") for s in sparsities] + [(0.5, "2:4")]
     for sparsity, pattern in cases:
         dense = stack(n_layers, width, sparsity, pattern)
@@ -60,14 +64,23 @@ def main() -> None:
         for b in batches:
             x = torch.randn(b, width)
             with torch.no_grad():
-                t_dense = Timer(
-                    "for w in ws: F.linear(x, w)", globals={"ws": weights, "x": x, "F": F}
-                ).blocked_autorange(min_run_time=min_time).median
-                t_sparse = Timer(
-                    "run_chain(mods, x)", globals={"run_chain": run_chain, "mods": sparse, "x": x}
-                ).blocked_autorange(min_run_time=min_time).median
-            print(f"{fmt:<10}{sparsity:>9.2f}{b:>7}{t_dense * 1e3:>11.2f}{t_sparse * 1e3:>11.2f}"
-                  f"{t_dense / t_sparse:>9.2f}")
+                t_dense = (
+                    Timer("for w in ws: F.linear(x, w)", globals={"ws": weights, "x": x, "F": F})
+                    .blocked_autorange(min_run_time=min_time)
+                    .median
+                )
+                t_sparse = (
+                    Timer(
+                        "run_chain(mods, x)",
+                        globals={"run_chain": run_chain, "mods": sparse, "x": x},
+                    )
+                    .blocked_autorange(min_run_time=min_time)
+                    .median
+                )
+            print(
+                f"{fmt:<10}{sparsity:>9.2f}{b:>7}{t_dense * 1e3:>11.2f}{t_sparse * 1e3:>11.2f}"
+                f"{t_dense / t_sparse:>9.2f}"
+            )
         del dense, sparse, weights
 
 

@@ -3,15 +3,16 @@ sensitivity and report."""
 
 import pytest
 import torch
+import wattwise.prune as wp
 from torch import nn
 from torch.nn.utils import prune as tp
-
-import wattwise.prune as wp
 from wattwise.prune import _ops
 
 
 def mlp():
-    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 8))
+    return nn.Sequential(
+        nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 8)
+    )
 
 
 def test_keep_masks_prune_exactly_the_k_smallest_across_tensors():

@@ -3,9 +3,8 @@ flatten→Linear and Linear→Linear chains, with the same outputs as the masked
 
 import pytest
 import torch
-from torch import nn
-
 import wattwise.prune as wp
+from torch import nn
 
 
 def randomize_bn(model):

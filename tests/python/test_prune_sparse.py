@@ -3,10 +3,9 @@ save/load of pruned, sparse and shrunk models through state_dict + metadata."""
 
 import pytest
 import torch
-from torch import nn
-
 import wattwise
 import wattwise.prune as wp
+from torch import nn
 from wattwise.prune import _ops
 
 
@@ -77,12 +76,16 @@ def test_sparse_ops_reject_bad_input():
     # bounds; row pointers are checked.
     bad_col = sp.col.clone()
     bad_col[0] = -1  # 65535 as uint16
-    y = torch.ops.wattwise.sparse_csr_linear(torch.randn(3, 40), sp.row_ptr, bad_col, sp.values, 40, None)
+    y = torch.ops.wattwise.sparse_csr_linear(
+        torch.randn(3, 40), sp.row_ptr, bad_col, sp.values, 40, None
+    )
     assert torch.isfinite(y).all()
     bad_rp = sp.row_ptr.clone()
     bad_rp[1] = bad_rp[-1] + 1
     with pytest.raises(ValueError, match="row_ptr"):
-        torch.ops.wattwise.sparse_csr_linear(torch.randn(1, 40), bad_rp, sp.col, sp.values, 40, None)
+        torch.ops.wattwise.sparse_csr_linear(
+            torch.randn(1, 40), bad_rp, sp.col, sp.values, 40, None
+        )
     y = torch.ops.wattwise.sparse_nm_linear(
         torch.randn(1, 8), torch.ones(1, 4), torch.full((1, 4), 200, dtype=torch.uint8), 2, 4, None
     )

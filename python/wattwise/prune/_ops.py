@@ -86,8 +86,9 @@ torch.library.register_autograd(
 torch.library.register_autograd("wattwise::sparse_nm_linear", _nm_backward, setup_context=_nm_setup)
 
 
-
-def keep_masks(scores: list[torch.Tensor], k: int, counts: list | None = None) -> list[torch.Tensor]:
+def keep_masks(
+    scores: list[torch.Tensor], k: int, counts: list | None = None
+) -> list[torch.Tensor]:
     """Bool keep-masks that prune exactly the k smallest-magnitude entries over all `scores`
     together (ties broken by tensor order, then index order), without concatenating them.
     `counts`, when given, receives the number pruned in each tensor."""

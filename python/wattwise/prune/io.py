@@ -115,7 +115,8 @@ def load_(model: nn.Module, state_dict: dict, meta: dict, strict: bool = True) -
     check_module(model, arg="model")
     if not isinstance(meta, dict) or meta.get("version") != VERSION:
         raise ValueError(
-            f"metadata must be a dict from wattwise.prune.metadata (version {VERSION}), got {meta!r:.200}"
+            f"metadata must be a dict from wattwise.prune.metadata (version {VERSION}), "
+            f"got {meta!r:.200}"
         )
     if not isinstance(state_dict, dict):
         raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")

@@ -164,7 +164,8 @@ def magnitude_(
     if kind == "n:m":
         if amount is not None and abs(float(amount) - (1 - nm[0] / nm[1])) > 1e-9:
             raise ValueError(
-                f"amount={amount!r} conflicts with pattern {pattern!r} (sparsity {1 - nm[0] / nm[1]});"
+                f"amount={amount!r} conflicts with pattern {pattern!r} "
+                f"(sparsity {1 - nm[0] / nm[1]});"
                 " pass amount=None"
             )
     elif amount is None:
@@ -188,7 +189,10 @@ def magnitude_(
 
     keeps: list[torch.Tensor]
     if kind == "n:m":
-        keeps = [nm_keep(w, *nm, layer_label(mod, fqn)) for w, (fqn, mod) in zip(weights, layers, strict=True)]
+        keeps = [
+            nm_keep(w, *nm, layer_label(mod, fqn))
+            for w, (fqn, mod) in zip(weights, layers, strict=True)
+        ]
     elif (
         kind == "unstructured"
         and not reparametrize
@@ -205,7 +209,8 @@ def magnitude_(
         for g, where in zip(groups, names, strict=True):
             counts += _ops.zero_smallest_(g, check_amount(amount, sum(t.numel() for t in g), where))
         return {
-            fqn: c / max(t.numel(), 1) for (fqn, _), c, t in zip(layers, counts, tensors, strict=True)
+            fqn: c / max(t.numel(), 1)
+            for (fqn, _), c, t in zip(layers, counts, tensors, strict=True)
         }
     else:
         scores = [scores_of(w, fqn, mod) for w, (fqn, mod) in zip(weights, layers, strict=True)]

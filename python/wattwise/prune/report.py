@@ -21,7 +21,10 @@ class PruningReport:
     total: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
-        head = f"{'layer':<32}{'type':<16}{'params':>12}{'nonzero':>12}{'sparsity':>10}{'bytes':>14}{'MFLOPs':>10}"
+        head = (
+            f"{'layer':<32}{'type':<16}{'params':>12}{'nonzero':>12}{'sparsity':>10}"
+            f"{'bytes':>14}{'MFLOPs':>10}"
+        )
         rows = [head, "-" * len(head)]
         for r in [*self.layers, {**self.total, "layer": "TOTAL", "type": ""}]:
             flops = "" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"

@@ -118,7 +118,8 @@ class GradualPruner:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(schedule, PruningSchedule):
             raise TypeError(
-                f"schedule must be PolynomialDecay or ConstantSparsity, got {type(schedule).__name__}"
+                "schedule must be PolynomialDecay or ConstantSparsity, got "
+                f"{type(schedule).__name__}"
             )
         kind, _ = parse_pattern(pattern)
         if kind == "n:m":

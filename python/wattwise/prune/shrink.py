@@ -233,7 +233,9 @@ def _analyse(model: nn.Module, example_inputs, exact: bool):
                     for i in first.ids:
                         g.inexact.setdefault(g.find(i), name)
                 out = first
-            elif isinstance(mod, _ZERO_KEEPING_MODULES) or (isinstance(mod, _POOL_MODULES) and first is not None and first.dim == 1):
+            elif isinstance(mod, _ZERO_KEEPING_MODULES) or (
+                isinstance(mod, _POOL_MODULES) and first is not None and first.dim == 1
+            ):
                 out = first
             elif isinstance(mod, nn.Flatten):
                 out = _flatten(first, node, mod.start_dim, mod.end_dim, block)
@@ -241,9 +243,11 @@ def _analyse(model: nn.Module, example_inputs, exact: bool):
                 block(node, f"{name!r} ({type(mod).__name__})")
         elif node.op in ("call_function", "call_method"):
             fn = node.target
-            if fn in _ZERO_KEEPING_FUNCTIONS or (
-                node.op == "call_method" and fn in _ZERO_KEEPING_METHODS
-            ) or (fn in _POOL_FUNCTIONS and first is not None and first.dim == 1):
+            if (
+                fn in _ZERO_KEEPING_FUNCTIONS
+                or (node.op == "call_method" and fn in _ZERO_KEEPING_METHODS)
+                or (fn in _POOL_FUNCTIONS and first is not None and first.dim == 1)
+            ):
                 out = first
             elif fn in _ADD or (node.op == "call_method" and fn in ("add", "sub", "mul", "add_")):
                 tensors = [a for a in node.args if isinstance(a, torch.fx.Node)]
@@ -355,15 +359,10 @@ def _keep_index(g: _Graph, ids: list[int], gone: set[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def complete_channel_groups_(
-    model: nn.Module, example_inputs, strict: bool = True, exact: bool = True
-):
-    """Zeroes the BatchNorm affine parameters of every removable dead channel, as shrink_
-    does before removing it (a zero channel through BatchNorm becomes its shift, not zero).
-    Returns the fx analysis so shrink_ can reuse it."""
+def _complete(model: nn.Module, example_inputs, strict: bool, exact: bool):
     check_module(model, arg="model")
     _strip_pruning(model)
-    gm, g, producers, consumers, norms = _analyse(model, example_inputs, exact)
+    _, g, producers, consumers, norms = _analyse(model, example_inputs, exact)
     plan = ShrinkPlan()
     gone = _removable(g, strict, exact, plan)
     for name, ids in norms.items():
@@ -372,7 +371,21 @@ def complete_channel_groups_(
         if isinstance(mod, _BN) and mod.affine and drop.any():
             mod.weight[drop] = 0
             mod.bias[drop] = 0
+    for name, ids in producers.items():
+        keep = len(_keep_index(g, ids, gone))
+        if keep != len(ids):
+            plan.shrunk[name] = (len(ids), keep)
     return g, producers, consumers, norms, gone, plan
+
+
+def complete_channel_groups_(
+    model: nn.Module, example_inputs, strict: bool = True, exact: bool = True
+) -> ShrinkPlan:
+    """Zeroes the BatchNorm affine parameters of every channel shrink_ would remove (a zero
+    channel through BatchNorm becomes the BN shift, not zero) and makes pruning permanent,
+    without removing anything: the masked model then has exactly the outputs the shrunk one
+    will have. Returns the plan shrink_ would carry out."""
+    return _complete(model, example_inputs, strict, exact)[-1]
 
 
 def _set(mod: nn.Module, name: str, t: torch.Tensor) -> None:
@@ -398,9 +411,7 @@ def shrink_(
     strict: refuse (ValueError naming the layers) pruned channels that feed an operation
     shrink_ cannot resize; False keeps them instead. Channels feeding the model output are
     always kept. exact: refuse removals that change a LayerNorm's statistics."""
-    g, producers, consumers, norms, gone, plan = complete_channel_groups_(
-        model, example_inputs, strict, exact
-    )
+    g, producers, consumers, norms, gone, plan = _complete(model, example_inputs, strict, exact)
     for name, ids in producers.items():
         mod = model.get_submodule(name)
         keep = _keep_index(g, ids, gone)
@@ -413,7 +424,6 @@ def shrink_(
             mod.out_features = len(keep)
         else:
             mod.out_channels = len(keep)
-        plan.shrunk[name] = (len(ids), len(keep))
     for name, ids in consumers.items():
         mod = model.get_submodule(name)
         keep = _keep_index(g, ids, gone)

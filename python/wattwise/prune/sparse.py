@@ -128,11 +128,15 @@ class SparseLinear(_SparseBase):
         if rp.numel() != self.out_features + 1 or rp[0] != 0 or bool((rp[1:] < rp[:-1]).any()):
             raise ValueError(f"{self._name()}: row_ptr is not a valid CSR row-pointer array")
         if int(rp[-1]) != col.numel() or col.numel() != self.values.numel():
-            raise ValueError(f"{self._name()}: row_ptr[-1]={int(rp[-1])} does not match "
-                             f"{col.numel()} columns and {self.values.numel()} values")
+            raise ValueError(
+                f"{self._name()}: row_ptr[-1]={int(rp[-1])} does not match "
+                f"{col.numel()} columns and {self.values.numel()} values"
+            )
         if col.numel() and int(col.max()) >= self.in_features:
-            raise ValueError(f"{self._name()}: column index {int(col.max())} out of range for "
-                             f"in_features={self.in_features}")
+            raise ValueError(
+                f"{self._name()}: column index {int(col.max())} out of range for "
+                f"in_features={self.in_features}"
+            )
 
     def to_dense(self) -> torch.Tensor:
         return _ops.csr_to_dense(self.row_ptr, self.col, self.values, self.in_features)
@@ -189,7 +193,9 @@ class NMSparseLinear(_SparseBase):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if self.idx.numel() and int(self.idx.max()) >= self.m:
-            raise ValueError(f"{self._name()}: index {int(self.idx.max())} out of range for M={self.m}")
+            raise ValueError(
+                f"{self._name()}: index {int(self.idx.max())} out of range for M={self.m}"
+            )
 
     def _kernel(self, x):
         return _wops.sparse_nm_linear(x, self.values, self.idx, self.n, self.m, self.bias)
