@@ -141,3 +141,27 @@ def test_shrink_bad_input():
 
     with pytest.raises(ValueError, match="trace"):
         wp.shrink_(Dynamic(), torch.randn(2))
+
+
+def test_grouped_channel_pruning_shrinks_the_residual_stream():
+    torch.manual_seed(0)
+    net = Net().eval()
+    randomize_bn(net)
+    x = torch.randn(2, 3, 8, 8)
+    wp.magnitude_(net, 0.5, pattern="channel", scope="layer", example_inputs=x)
+    # stem and block.conv2 share the residual stream: the same rows go in both.
+    assert torch.equal(net.stem.weight_mask[:, 0, 0, 0], net.block.conv2.weight_mask[:, 0, 0, 0])
+    assert not bool((net.fc2.weight_mask == 0).any())  # the model output is never pruned
+    wp.complete_channel_groups_(net, x)
+    masked = net(x)
+    wp.shrink_(net, x)
+    assert net.stem.out_channels == 8 and net.block.conv2.out_channels == 8
+    assert net.block.conv1.out_channels == 8 and net.fc1.out_features == 16
+    torch.testing.assert_close(net(x), masked, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="pattern='channel'"):
+        wp.magnitude_(Net(), 0.5, example_inputs=x)
+    glob = Net().eval()
+    wp.magnitude_(glob, 0.7, pattern="channel", example_inputs=x)  # scope="global"
+    wp.shrink_(glob, x)
+    convs = [m for m in glob.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert all(m.weight.shape[0] >= 1 for m in convs)  # no layer is emptied

@@ -138,6 +138,7 @@ def magnitude_(
     block_shape=(1, 4),
     name: str = "weight",
     reparametrize: bool = True,
+    example_inputs=None,
 ) -> dict[str, float]:
     """Prunes the smallest-magnitude weights of every selected layer, in place.
 
@@ -151,6 +152,9 @@ def magnitude_(
     filter_fn: (module, fqn) -> bool choosing layers; default Linear and Conv1d/2d/3d.
     reparametrize: keep torch's `<name>_orig` + `<name>_mask` (bool) reparametrization so that
         pruned weights stay zero through training; False zeroes them in place instead.
+    example_inputs: for pattern "channel", trace the model (torch.fx) and prune dependency
+        groups instead of single layers: channels joined by residual additions go together
+        in every producing layer, so shrink_ can remove them; model outputs are never pruned.
 
     Returns {fqn: sparsity of `name`} for the pruned layers.
     """
@@ -177,6 +181,15 @@ def magnitude_(
                 raise ValueError(
                     f"{layer_label(mod, fqn)}: is already reparametrized; use reparametrize=True"
                 )
+    if example_inputs is not None:
+        if kind != "channel":
+            raise ValueError(f"example_inputs applies to pattern='channel' only, got {pattern!r}")
+        from .shrink import grouped_channel_keeps
+
+        allowed = dict(layers)
+        row_keeps = grouped_channel_keeps(model, example_inputs, amount, scope, allowed, name)
+        layers = [(fqn, mod) for fqn, mod in layers if fqn in row_keeps]
+        return _apply(layers, [row_keeps[f] for f, _ in layers], kind, name, reparametrize)
     weights = [_float(effective_tensor(mod, name)) for _, mod in layers]
 
     def scores_of(w, fqn, mod):
@@ -226,17 +239,22 @@ def magnitude_(
             keeps = [_expand_blocks(k, block, w.shape) for k, w in zip(keeps, weights, strict=True)]
     del weights
 
+    return _apply(layers, keeps, kind, name, reparametrize)
+
+
+def _apply(layers, keeps, kind: str, name: str, reparametrize: bool) -> dict[str, float]:
     out = {}
     for (fqn, mod), keep in zip(layers, keeps, strict=True):
         w_keep = keep if kind != "channel" else _channel_mask(keep, getattr(mod, name))
+        has_bias = isinstance(getattr(mod, "bias", None), torch.Tensor)
         if reparametrize:
             apply_keep_mask(mod, name, w_keep)
-            if kind == "channel" and isinstance(getattr(mod, "bias", None), torch.Tensor):
+            if kind == "channel" and has_bias:
                 apply_keep_mask(mod, "bias", keep.clone())
         else:
             with torch.no_grad():
                 getattr(mod, name).mul_(w_keep)
-                if kind == "channel" and isinstance(getattr(mod, "bias", None), torch.Tensor):
+                if kind == "channel" and has_bias:
                     mod.bias.mul_(keep)
         out[fqn] = _sparsity(getattr(mod, name))
     return out

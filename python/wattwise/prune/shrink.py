@@ -448,3 +448,59 @@ def shrink_(
         else:
             mod.num_features = len(keep)
     return plan
+
+
+@torch.no_grad()
+def grouped_channel_keeps(
+    model: nn.Module, example_inputs, amount, scope: str, allowed: dict[str, nn.Module], name: str
+) -> dict[str, torch.Tensor]:
+    """Channel selection over dependency groups instead of single layers: channels tied by a
+    residual addition are scored together (mean over their producers of the row's mean |w|)
+    and pruned in every producer at once, so that shrink_ can remove them. Channels that feed
+    the model output or an operation shrink_ cannot resize are never chosen. With scope
+    "layer", `amount` applies within each channel space (the channels sharing the same
+    producing layers, e.g. one residual stream); with "global", across all of them.
+    Returns {fqn: bool keep-mask over output channels} for the producing layers in `allowed`."""
+    from . import _ops
+    from ._validate import check_amount
+    from .compat import effective_tensor
+
+    _, g, producers, _, _ = _analyse(model, example_inputs, exact=False)
+    blocked = {g.find(i) for i in g.blocked}
+    members: dict[int, list[tuple[str, int]]] = {}
+    for layer, ids in producers.items():
+        for row, i in enumerate(ids):
+            members.setdefault(g.find(i), []).append((layer, row))
+    scores = {}
+    for layer in producers:
+        if layer in allowed:
+            w = effective_tensor(allowed[layer], name).float()
+            scores[layer] = w.reshape(w.shape[0], -1).abs().mean(1)
+    spaces: dict[tuple, list[tuple[float, list]]] = {}
+    for root, mem in members.items():
+        if root in blocked or any(layer not in scores for layer, _ in mem):
+            continue
+        key = tuple(sorted({layer for layer, _ in mem}))
+        score = sum(float(scores[layer][row]) for layer, row in mem) / len(mem)
+        spaces.setdefault(key, []).append((score, mem))
+    keeps = {layer: torch.ones(len(producers[layer]), dtype=torch.bool) for layer in scores}
+    entries = list(spaces.values())
+    tensors = [torch.tensor([s for s, _ in e]) for e in entries]
+    if scope == "layer":
+        masks = [
+            _ops.keep_masks([t], check_amount(amount, t.numel(), f"channel space of {list(key)}"))[
+                0
+            ]
+            for t, key in zip(tensors, spaces, strict=True)
+        ]
+    else:
+        total = sum(t.numel() for t in tensors)
+        masks = _ops.keep_masks(tensors, check_amount(amount, total, "the selected channel groups"))
+    for t, keep, group in zip(tensors, masks, entries, strict=True):
+        if t.numel() and not bool(keep.any()):
+            keep[int(t.argmax())] = True  # never empty a layer: keep its strongest channel
+        for kept, (_, mem) in zip(keep.tolist(), group, strict=True):
+            if not kept:
+                for layer, row in mem:
+                    keeps[layer][row] = False
+    return keeps
