@@ -1,6 +1,7 @@
-"""A CNN with 50% of its conv channels pruned and removed: latency of the dense model, of
-wattwise's shrink_ result and of Torch-Pruning's MagnitudePruner result (same model, same
-ratio), plus parameter counts and the wattwise model's agreement with its masked version.
+"""CNNs (VGG-style, ResNet-18-style) with 50% of their conv channels pruned and removed:
+latency of the dense model, of wattwise's shrink_ result and of Torch-Pruning's
+MagnitudePruner result (same model, same ratio), plus parameter counts and the wattwise
+model's agreement with its masked version.
 
     pip install torch-pruning "torch==2.13.0"   # optional peer; skipped when missing
     python benchmarks/prune_shrink_cnn.py [--quick]
@@ -43,6 +44,35 @@ def vgg_like(width: int = 64, classes: int = 100) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+def resnet18_like(classes: int = 100) -> nn.Module:
+    layers = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
+    return nn.Sequential(*layers)
+
+
 def randomize_bn(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -76,18 +106,29 @@ def main() -> None:
         f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, simd={info['simd']}, "
         f"torch threads={torch.get_num_threads()}"
     )
-    torch.manual_seed(0)
-    dense = vgg_like().eval()
-    randomize_bn(dense)
     size = 64 if args.quick else 112
+    min_time = 0.3 if args.quick else 1.0
+    for title, factory in (
+        ("VGG-style CNN (8 conv + BN)", vgg_like),
+        ("ResNet-18-style CNN", resnet18_like),
+    ):
+        compare(title, factory, size, args.ratio, min_time)
+
+
+def compare(title, factory, size, ratio, min_time) -> None:
+    torch.manual_seed(0)
+    dense = factory().eval()
+    randomize_bn(dense)
     example = torch.randn(1, 3, size, size)
 
     ours = copy.deepcopy(dense)
+    # Channel groups through residual additions, so that the residual streams shrink too.
     wp.magnitude_(
         ours,
-        args.ratio,
+        ratio,
         pattern="channel",
         scope="layer",
+        example_inputs=example,
         filter_fn=lambda m, fqn: isinstance(m, nn.Conv2d),
     )
     wp.complete_channel_groups_(ours, example)
@@ -104,7 +145,7 @@ def main() -> None:
             theirs,
             example,
             importance=tp.importance.MagnitudeImportance(p=1),
-            pruning_ratio=args.ratio,
+            pruning_ratio=ratio,
             ignored_layers=[theirs[-1]],
         )
         pruner.step()
@@ -113,10 +154,9 @@ def main() -> None:
         print("torch-pruning not installed: its column is skipped")
 
     print(
-        f"VGG-style CNN, {args.ratio:.0%} of conv channels pruned, input 3x{size}x{size}; "
+        f"\n{title}, {ratio:.0%} of conv channels pruned, input 3x{size}x{size}; "
         f"shrunk vs masked max |diff| = {diff:.2e}"
     )
-    min_time = 0.3 if args.quick else 1.0
     print(f"{'model':<20}{'params':>12}{'batch':>7}{'ms':>10}{'vs dense':>10}")
     for batch in (1, 16):
         x = torch.randn(batch, 3, size, size)
