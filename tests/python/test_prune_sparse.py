@@ -149,3 +149,32 @@ def test_save_load_pruned_sparse_and_shrunk(tmp_path):
     assert fresh[2].in_features == m[2].in_features
     with pytest.raises(ValueError, match="'9'"):
         wp.load_(make(), m.state_dict(), {"version": 1, "shapes": {"9": {}}})
+
+
+def test_stock_pruned_model_goes_through_report_sparsify_and_save(tmp_path):
+    from torch.nn.utils import prune as tp
+
+    m = make()
+    tp.global_unstructured([(m[0], "weight"), (m[2], "weight")], tp.L1Unstructured, amount=0.9)
+    x = torch.randn(2, 32)
+    ref = m(x)
+    rep = wp.report(m)
+    assert rep.layers[0]["nonzero"] < 0.2 * rep.layers[0]["params"]
+    fresh = _roundtrip(m, make(), tmp_path, x)
+    assert fresh[0].weight_mask.dtype == torch.float32  # torch's float masks survive
+    wp.sparsify_(m, min_speedup=1e-9)
+    assert isinstance(m[0], wp.SparseLinear)
+    torch.testing.assert_close(m(x), ref)
+
+
+def test_magnitude_rejects_non_float_weights_naming_the_layer():
+    class IntLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("weight", torch.ones(4, 4, dtype=torch.int32))
+
+    model = nn.Sequential(IntLayer())
+    with pytest.raises(TypeError, match="'0'.*int32"):
+        wp.magnitude_(model, 0.5, filter_fn=lambda mod, fqn: fqn == "0")
+    with pytest.raises(ValueError, match=r"layer .0. \(Linear\).*1536\], got 1000000000"):
+        wp.magnitude_(make(), 10**9, scope="layer")

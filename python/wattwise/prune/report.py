@@ -89,9 +89,6 @@ def report(model: nn.Module, example_inputs=None) -> PruningReport:
                 flops=flops,
             )
         )
-    total_params = sum(
-        int(p.numel()) for n, p in model.named_parameters() if not n.endswith("_orig")
-    ) + sum(int(p.numel()) for n, p in model.named_parameters() if n.endswith("_orig"))
     nonzero_layers = sum(r["nonzero"] for r in rep.layers)
     params_layers = sum(r["params"] for r in rep.layers)
     flops = [r["flops"] for r in rep.layers]
@@ -101,6 +98,5 @@ def report(model: nn.Module, example_inputs=None) -> PruningReport:
         sparsity=1 - nonzero_layers / max(params_layers, 1),
         bytes=sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]),
         flops=None if any(f is None for f in flops) else sum(flops),
-        model_params=total_params,
     )
     return rep
