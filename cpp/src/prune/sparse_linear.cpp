@@ -129,6 +129,7 @@ void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, co
   }
   check_ptr("csr_linear", "x", x, m * k);
   check_ptr("csr_linear", "row_ptr", row_ptr, 1);
+  check_row_ptr(row_ptr, n, row_ptr[n]);
   check_ptr("csr_linear", "col", col, row_ptr[n]);
   check_ptr("csr_linear", "val", val, row_ptr[n]);
   check_ptr("csr_linear", "y", y, m * n);

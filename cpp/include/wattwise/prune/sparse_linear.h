@@ -2,17 +2,18 @@
 //
 // Formats (one row per output channel, k = in_features):
 //   CSR16: row_ptr[n + 1] int32 offsets into col[nnz] (uint16 column, so k <= 65536) and
-//          val[nnz] fp32; 6 bytes per non-zero instead of 4 per weight, which is what makes
-//          a memory-bound batch-1 GEMV faster above ~35% sparsity.
+//          val[nnz] fp32; 6 bytes per non-zero instead of 4 per weight, so a memory-bound
+//          batch-1 GEMV can win from about 40-50% sparsity.
 //   N:M:   every run of M consecutive inputs keeps N values: val[n][k / M * N] fp32 and
 //          idx[n][k / M * N] uint8 (position 0..M-1 inside the run, ascending). No row
 //          pointers: a row's j-th value belongs to run j / N.
 // y[m][n] = sum_k x[m][k] * w[n][k] + bias[n].
 //
-// The linear entry points check only what is O(out_features) (row pointers); the kernels clamp
-// every column index and value offset into range, so a malformed structure gives wrong numbers
-// but never reads out of bounds. check_csr / check_nm validate a structure
-// fully (O(non-zeros)); call them once when a structure comes from outside.
+// The linear entry points check only what is O(out_features) (the row pointers): a full check
+// on every call cost as much as the product at 90% sparsity. The kernels clamp every column
+// index into range instead, so a malformed structure gives wrong numbers but never reads out
+// of bounds. check_csr / check_nm validate a structure fully (O(non-zeros)); call them once
+// when a structure comes from outside.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +22,10 @@ namespace wattwise::prune {
 
 constexpr int64_t kCsrMaxCols = 65536;
 
-// Entry points: validate (std::invalid_argument), dispatch on active_simd(), split output
-// rows over parallel_for. Zero-sized dimensions are valid. `scratch` paths allocate their
-// own transposed copy of x when m > 1.
+// Entry points: check sizes and row pointers (std::invalid_argument), dispatch on
+// active_simd(), split output rows over parallel_for. Zero-sized dimensions are valid. For
+// m > 1 they allocate the transposed, padded copy of x the kernels read. csr_linear's nnz is
+// row_ptr[n]; val and col must hold that many entries.
 void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, const uint16_t* col,
                 const float* val, const float* bias, int64_t n, float* y);
 void nm_linear(const float* x, int64_t m, int64_t k, const float* val, const uint8_t* idx,
