@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "wattwise/prune/sparse_linear.h"
 
@@ -35,6 +36,24 @@ void batched_row(const float* xt, int64_t m, int64_t mp, const float* val, int64
         a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 16), a2);
         a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(xc + 24), a3);
       }
+    } else if (width == 8) {
+      // One vector per value: split the sum over four chains so FMA latency does not bound it.
+      int64_t j = 0;
+      for (; j + 4 <= count; j += 4) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + j),
+                             _mm256_loadu_ps(xt + col_at(j) * mp + c0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + j + 1),
+                             _mm256_loadu_ps(xt + col_at(j + 1) * mp + c0), a1);
+        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + j + 2),
+                             _mm256_loadu_ps(xt + col_at(j + 2) * mp + c0), a2);
+        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + j + 3),
+                             _mm256_loadu_ps(xt + col_at(j + 3) * mp + c0), a3);
+      }
+      for (; j < count; ++j) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(val + j),
+                             _mm256_loadu_ps(xt + col_at(j) * mp + c0), a0);
+      }
+      a0 = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
     } else {
       for (int64_t j = 0; j < count; ++j) {
         const __m256 v = _mm256_broadcast_ss(val + j);
@@ -108,21 +127,52 @@ void nm_linear_avx2(const Nm& p, int64_t r_begin, int64_t r_end) {
   const __m256i voffs = _mm256_load_si256(reinterpret_cast<const __m256i*>(offs));
   const int32_t step = static_cast<int32_t>(8 / p.nn * p.mm);
   const __m256i vmmax = _mm256_set1_epi32(static_cast<int32_t>(p.mm - 1));
+  // Lane l's run starts ((l % 4) / N) * M floats into its half of the 16 inputs.
+  const bool half = p.mm == 2 * p.nn && 4 % p.nn == 0;
+  alignas(32) int32_t hoffs[8];
+  for (int l = 0; l < 8; ++l) hoffs[l] = static_cast<int32_t>(((l % 4) / p.nn) * p.mm);
+  const __m256i vhalf = _mm256_load_si256(reinterpret_cast<const __m256i*>(hoffs));
+  std::vector<int32_t> cols;
   for (int64_t r = r_begin; r < r_end; ++r) {
     const float* v = p.val + r * p.kept;
     const uint8_t* ix = p.idx + r * p.kept;
     const float bias = p.bias != nullptr ? p.bias[r] : 0.f;
     const int64_t nn = p.nn, mm = p.mm;
     if (p.m > 1) {
+      // Columns once per row, without a division per value (it would dominate the batch loop).
+      cols.resize(static_cast<size_t>(p.kept));
+      for (int64_t j = 0, base = 0; j < p.kept; base += mm) {
+        for (int64_t t = 0; t < nn; ++t, ++j) {
+          cols[j] = static_cast<int32_t>(base + std::min<int64_t>(ix[j], mm - 1));
+        }
+      }
+      const int32_t* cp = cols.data();
       batched_row(
-          p.xt, p.m, p.mp, v, p.kept,
-          [=](int64_t j) { return (j / nn) * mm + std::min<int64_t>(ix[j], mm - 1); }, bias, p.n, r,
+          p.xt, p.m, p.mp, v, p.kept, [cp](int64_t j) { return int64_t{cp[j]}; }, bias, p.n, r,
           p.y);
       continue;
     }
     __m256 a0 = _mm256_setzero_ps();
     int64_t j = 0;
-    if (pattern) {
+    if (half) {
+      // M == 2N (2:4, 4:8, 1:2): 8 values cover 16 consecutive inputs, two vectors of x; pick
+      // each value's input with an in-register permute instead of a gather.
+      __m256 a1 = _mm256_setzero_ps();
+      const auto pick = [&](int64_t at) {
+        const float* xb = p.xt + 2 * at;
+        const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ix + at));
+        const __m256i sel =
+            _mm256_add_epi32(vhalf, _mm256_min_epu32(_mm256_cvtepu8_epi32(b8), vmmax));
+        return _mm256_blend_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(xb), sel),
+                               _mm256_permutevar8x32_ps(_mm256_loadu_ps(xb + 8), sel), 0xF0);
+      };
+      for (; j + 16 <= p.kept; j += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), pick(j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j + 8), pick(j + 8), a1);
+      }
+      for (; j + 8 <= p.kept; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(v + j), pick(j), a0);
+      a0 = _mm256_add_ps(a0, a1);
+    } else if (pattern) {
       __m256i base = voffs;
       for (; j + 8 <= p.kept; j += 8) {
         const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ix + j));

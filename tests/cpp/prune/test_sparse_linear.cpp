@@ -157,7 +157,8 @@ INSTANTIATE_TEST_SUITE_P(
     Sizes, NmKernels,
     ::testing::Combine(::testing::Values(0, 1, 2, 9, 33), ::testing::Values(0, 1, 2, 5, 9, 16, 33),
                        ::testing::Values(std::make_tuple(2, 4), std::make_tuple(4, 8),
-                                         std::make_tuple(1, 4), std::make_tuple(3, 5))));
+                                         std::make_tuple(1, 4), std::make_tuple(3, 5),
+                                         std::make_tuple(1, 2))));
 
 TEST(SparseLinear, RejectsBadStructures) {
   const std::vector<int32_t> rp{0, 2, 1};
