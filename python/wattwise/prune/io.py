@@ -54,20 +54,11 @@ def metadata(model: nn.Module) -> dict:
                 "bias": mod.bias is not None,
             }
         elif isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            meta["shapes"][fqn] = {
-                "in": int(
-                    mod.weight.shape[1]
-                    if not hasattr(mod, "weight_orig")
-                    else mod.weight_orig.shape[1]
-                ),
-                "out": int(_tensor(mod, "weight").shape[0]),
-            }
+            w = _tensor(mod, "weight")
+            meta["shapes"][fqn] = {"in": int(w.shape[1]), "out": int(w.shape[0])}
         elif isinstance(mod, _RESIZABLE):
-            meta["shapes"][fqn] = (
-                {"features": int(_tensor(mod, "weight").shape[0])}
-                if _tensor(mod, "weight") is not None
-                else {}
-            )
+            w = _tensor(mod, "weight")
+            meta["shapes"][fqn] = {} if w is None else {"features": int(w.shape[0])}
     return meta
 
 
