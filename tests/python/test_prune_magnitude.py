@@ -33,6 +33,15 @@ def test_kth_magnitude_opcheck():
         test_utils=("test_schema",),
     )
     torch.library.opcheck(
+        torch.ops.wattwise.prune_magnitude_mask.default,
+        (torch.randn(4, 5), 1065353216, 0),  # threshold 1.0
+        test_utils=("test_schema",),
+    )
+    keep, ties, pruned = torch.ops.wattwise.prune_magnitude_mask(
+        torch.tensor([0.5, -2.0, 1.0]), 1065353216, 1
+    )
+    assert keep.tolist() == [False, True, False] and ties == 0 and pruned == 2
+    torch.library.opcheck(
         torch.ops.wattwise.prune_magnitude_zero_.default,
         (torch.randn(20), 0, 0),
         test_utils=("test_schema",),
