@@ -178,3 +178,13 @@ def test_magnitude_rejects_non_float_weights_naming_the_layer():
         wp.magnitude_(model, 0.5, filter_fn=lambda mod, fqn: fqn == "0")
     with pytest.raises(ValueError, match=r"layer .0. \(Linear\).*1536\], got 1000000000"):
         wp.magnitude_(make(), 10**9, scope="layer")
+
+
+def test_sparse_layers_compile_without_graph_breaks():
+    model = nn.Sequential(pruned_linear(40, 40, 0.9), nn.ReLU(), nn.Linear(40, 8))
+    wp.magnitude_(nn.Sequential(model[2]), pattern="2:4", reparametrize=False)
+    wp.sparsify_(model, min_speedup=1e-9)
+    assert isinstance(model[0], wp.SparseLinear) and isinstance(model[2], wp.NMSparseLinear)
+    x = torch.randn(3, 40)
+    compiled = torch.compile(model, fullgraph=True)
+    torch.testing.assert_close(compiled(x), model(x))

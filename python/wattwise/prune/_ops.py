@@ -25,8 +25,10 @@ def _nm_linear_fake(input, values, idx, n, m, bias):
 def csr_to_dense(row_ptr, col, values, in_features: int) -> torch.Tensor:
     """Dense [out, in] weight of the CSR16 format (pure torch, any device)."""
     n = row_ptr.numel() - 1
-    counts = (row_ptr[1:] - row_ptr[:-1]).to(torch.int64)
-    rows = torch.repeat_interleave(torch.arange(n, device=values.device), counts)
+    # searchsorted keeps the sizes static (repeat_interleave's are data-dependent), so
+    # torch.compile can trace the backward formula.
+    pos = torch.arange(values.numel(), device=values.device)
+    rows = torch.searchsorted(row_ptr[1:].to(torch.int64), pos, right=True)
     dense = values.new_zeros((n, in_features))
     dense[rows, col.to(torch.int64) & 0xFFFF] = values
     return dense
