@@ -40,4 +40,21 @@ TORCH_LIBRARY(wattwise, m) {
       "stage, int criterion, float threshold, float temperature, Tensor? prev_pred, Tensor? "
       "prev_streak) -> (Tensor cont_rows, Tensor cont_positions, Tensor next_pred, Tensor "
       "next_streak)");
+  // prune: magnitude selection over many tensors (threshold as |w| bit pattern + ties) and
+  // sparse Linear (CSR with uint16 columns stored as int16; N:M values + uint8 indices).
+  m.def("prune_kth_magnitude(Tensor[] tensors, int k) -> (int threshold_bits, int ties)");
+  m.def(
+      "prune_magnitude_mask(Tensor weight, int threshold_bits, int ties) -> (Tensor keep, int "
+      "ties_left, int pruned)");
+  m.def(
+      "prune_magnitude_zero_(Tensor(a!) weight, int threshold_bits, int ties) -> (int ties_left, "
+      "int pruned)");
+  m.def(
+      "sparse_csr_linear(Tensor input, Tensor row_ptr, Tensor col, Tensor values, int "
+      "in_features, Tensor? bias) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  m.def(
+      "sparse_nm_linear(Tensor input, Tensor values, Tensor idx, int n, int m, Tensor? bias) -> "
+      "Tensor",
+      {at::Tag::pt2_compliant_tag});
 }
