@@ -12,10 +12,11 @@ import argparse
 import time
 
 import torch
-import wattwise
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.benchmark import Timer
+
+import wattwise
 from wattwise.early_exit import EarlyExitNetwork, calibrate, joint_loss
 
 

@@ -23,8 +23,9 @@ import tempfile
 import time
 
 import torch
-import wattwise
 from torch.utils.benchmark import Timer
+
+import wattwise
 
 J_PER_KWH = 3.6e6
 

@@ -11,11 +11,12 @@ import argparse
 import copy
 
 import torch
-import wattwise
-import wattwise.prune as wp
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
+
+import wattwise
+import wattwise.prune as wp
 
 
 def data():

@@ -34,8 +34,9 @@ def build(params_m: int):
 
 def child(method: str, params_m: int, amount: float) -> None:
     import torch
-    import wattwise.prune as wp
     from torch.nn.utils import prune as tp
+
+    import wattwise.prune as wp
 
     model = build(params_m)
     weights = [m.weight for m in model]
@@ -78,6 +79,7 @@ def main() -> None:
         child(args.child, params_m, args.amount)
         return
     import torch
+
     import wattwise
 
     info = wattwise.cpu_info()

@@ -13,10 +13,11 @@ import argparse
 import copy
 
 import torch
-import wattwise
-import wattwise.prune as wp
 from torch import nn
 from torch.utils.benchmark import Timer
+
+import wattwise
+import wattwise.prune as wp
 
 
 def vgg_like(width: int = 64, classes: int = 100) -> nn.Module:

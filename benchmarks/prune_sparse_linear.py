@@ -10,10 +10,11 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-import wattwise
-import wattwise.prune as wp
 from torch import nn
 from torch.utils.benchmark import Timer
+
+import wattwise
+import wattwise.prune as wp
 
 
 def stack(n_layers: int, width: int, sparsity: float, pattern: str = "unstructured"):

@@ -31,9 +31,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 import torch.nn.functional as F
-import wattwise
 from torch import nn
 from torch.utils.benchmark import Timer
+
+import wattwise
 from wattwise.quantization import (
     BFloat16WeightConfig,
     Float16WeightConfig,

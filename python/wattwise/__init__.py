@@ -7,7 +7,7 @@ exit following the same layout. Importing wattwise imports torch and registers t
 
 from __future__ import annotations
 
-from . import early_exit
+from . import early_exit, prune
 from ._extension import _C, _build_config
 from .energy import EnergyReport, EnergyTracker, track_energy
 from .quantization import quantize_
@@ -50,6 +50,7 @@ __all__ = [
     "cpu_info",
     "early_exit",
     "energy",
+    "prune",
     "quantization",
     "quantize_",
     "set_simd",

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import wattwise
 from torch import nn
+
+import wattwise
 from wattwise.early_exit import (
     EarlyExitNetwork,
     attach_exits,

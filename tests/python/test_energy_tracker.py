@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import wattwise
 from wattwise.cli import main as cli_main
 from wattwise.energy import tracker as tracker_mod

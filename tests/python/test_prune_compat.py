@@ -3,9 +3,10 @@ and argument errors that name the layer and the value."""
 
 import pytest
 import torch
-import wattwise.prune as wp
 from torch import nn
 from torch.nn.utils import prune as tp
+
+import wattwise.prune as wp
 
 
 def _pair(factory):

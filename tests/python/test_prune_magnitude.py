@@ -3,9 +3,10 @@ sensitivity and report."""
 
 import pytest
 import torch
-import wattwise.prune as wp
 from torch import nn
 from torch.nn.utils import prune as tp
+
+import wattwise.prune as wp
 from wattwise.prune import _ops
 
 

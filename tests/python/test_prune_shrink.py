@@ -3,8 +3,9 @@ flatten→Linear and Linear→Linear chains, with the same outputs as the masked
 
 import pytest
 import torch
-import wattwise.prune as wp
 from torch import nn
+
+import wattwise.prune as wp
 
 
 def randomize_bn(model):

@@ -3,9 +3,10 @@ save/load of pruned, sparse and shrunk models through state_dict + metadata."""
 
 import pytest
 import torch
+from torch import nn
+
 import wattwise
 import wattwise.prune as wp
-from torch import nn
 from wattwise.prune import _ops
 
 

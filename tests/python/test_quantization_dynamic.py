@@ -8,8 +8,9 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-import wattwise
 from torch import nn
+
+import wattwise
 from wattwise.quantization import (
     BFloat16WeightConfig,
     Float16WeightConfig,

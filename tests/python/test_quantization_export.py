@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import torch
 from torch import nn
+
 from wattwise.quantization import (
     BFloat16WeightConfig,
     Int4WeightOnlyConfig,

@@ -8,6 +8,7 @@ import torch
 import torch.ao.quantization as tq
 import torch.nn.functional as F
 from torch import nn
+
 from wattwise.quantization import (
     Int8DynamicActivationInt8WeightConfig,
     Int8StaticConfig,
