@@ -26,6 +26,8 @@ def time_interleaved(fns: dict, rounds: int = 5, min_run_time: float = 0.3) -> d
     samples: dict = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            t = Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+            t = Timer(
+                "fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+            ).blocked_autorange(min_run_time=min_run_time)
             samples[name].append(t.median)
     return {name: statistics.median(v) for name, v in samples.items()}

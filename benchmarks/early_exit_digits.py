@@ -78,7 +78,9 @@ def train(net, x, y, epochs):
 
 def median_time(fn, min_run_time):
     return (
-        Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
+        Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        .blocked_autorange(min_run_time=min_run_time)
+        .median
     )
 
 

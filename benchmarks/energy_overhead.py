@@ -47,7 +47,9 @@ def make_workload():
 
 def timed(work, min_run_time: float) -> float:
     return (
-        Timer("work()", globals={"work": work}).blocked_autorange(min_run_time=min_run_time).median
+        Timer("work()", globals={"work": work}, num_threads=torch.get_num_threads())
+        .blocked_autorange(min_run_time=min_run_time)
+        .median
     )
 
 
@@ -181,9 +183,11 @@ def main() -> None:
         }
         t2 = wattwise.EnergyTracker(save_to_file=False)
         for name, stmt in cases.items():
-            m = Timer(stmt, globals={"wattwise": wattwise, "d": d, "t2": t2}).blocked_autorange(
-                min_run_time=1.0
-            )
+            m = Timer(
+                stmt,
+                globals={"wattwise": wattwise, "d": d, "t2": t2},
+                num_threads=torch.get_num_threads(),
+            ).blocked_autorange(min_run_time=1.0)
             print(f"  {name:<34} {m.median * 1e3:8.3f} ms")
         if have_cc:
             times = []

@@ -86,7 +86,7 @@ def randomize_bn(model: nn.Module) -> None:
 def latency_ms(model: nn.Module, x: torch.Tensor, min_time: float) -> float:
     with torch.no_grad():
         return (
-            Timer("m(x)", globals={"m": model, "x": x})
+            Timer("m(x)", globals={"m": model, "x": x}, num_threads=torch.get_num_threads())
             .blocked_autorange(min_run_time=min_time)
             .median
             * 1e3

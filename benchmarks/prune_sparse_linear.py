@@ -66,7 +66,11 @@ def main() -> None:
             x = torch.randn(b, width)
             with torch.no_grad():
                 t_dense = (
-                    Timer("for w in ws: F.linear(x, w)", globals={"ws": weights, "x": x, "F": F})
+                    Timer(
+                        "for w in ws: F.linear(x, w)",
+                        globals={"ws": weights, "x": x, "F": F},
+                        num_threads=torch.get_num_threads(),
+                    )
                     .blocked_autorange(min_run_time=min_time)
                     .median
                 )
@@ -74,6 +78,7 @@ def main() -> None:
                     Timer(
                         "run_chain(mods, x)",
                         globals={"run_chain": run_chain, "mods": sparse, "x": x},
+                        num_threads=torch.get_num_threads(),
                     )
                     .blocked_autorange(min_run_time=min_time)
                     .median

@@ -55,7 +55,9 @@ def state_dict_mb(model: nn.Module) -> float:
 def median_ms(fn, min_run_time: float) -> float:
     with torch.inference_mode():
         fn()  # warm up (first-call allocations, lazy packing)
-        t = Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+        t = Timer(
+            "fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+        ).blocked_autorange(min_run_time=min_run_time)
     return t.median * 1e3
 
 

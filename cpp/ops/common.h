@@ -10,9 +10,9 @@
 
 namespace wattwise::ops {
 
-// The core runs on its own pool (measured faster here than at::parallel_for's OpenMP
-// regions for short memory-bound kernels); keep its size equal to torch's intra-op thread
-// count so that torch.set_num_threads() governs wattwise kernels too.
+// Keeps the core's own pool (used when WATTWISE_THREAD_POOL=native, see parallel.cpp) the
+// size of torch's intra-op pool, so that torch.set_num_threads() governs wattwise kernels
+// whichever pool runs them.
 inline void sync_num_threads() {
   const int n = at::get_num_threads();
   if (n >= 1 && n != wattwise::get_num_threads()) wattwise::set_num_threads(n);

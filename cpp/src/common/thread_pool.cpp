@@ -145,6 +145,8 @@ int default_num_threads() {
   return logical_cpus();
 }
 
+std::atomic<ParallelForFn> g_backend{nullptr};
+
 std::mutex g_pool_mu;
 // Held through a shared_ptr so that set_num_threads() can swap pools while a parallel_for
 // started on the old one finishes.
@@ -178,8 +180,25 @@ void parallel_for(int64_t n, int64_t grain, const RangeFn& body) {
     body(0, n);
     return;
   }
+  if (ParallelForFn backend = g_backend.load(std::memory_order_acquire)) {
+    // The backend's threads do not see t_inside_parallel: mark nested calls on each of them.
+    backend(n, grain, [&body](int64_t b, int64_t e) {
+      const bool was_inside = t_inside_parallel;
+      t_inside_parallel = true;
+      try {
+        body(b, e);
+      } catch (...) {
+        t_inside_parallel = was_inside;
+        throw;
+      }
+      t_inside_parallel = was_inside;
+    });
+    return;
+  }
   pool()->run(n, grain, body);
 }
+
+void set_parallel_backend(ParallelForFn fn) { g_backend.store(fn, std::memory_order_release); }
 
 int get_num_threads() { return pool()->num_threads(); }
 

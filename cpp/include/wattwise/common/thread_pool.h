@@ -23,4 +23,12 @@ int get_num_threads();
 // to torch.get_num_threads(), so torch.set_num_threads() applies to wattwise kernels too.
 void set_num_threads(int n);
 
+// A host framework can run parallel_for on its own threads instead, so that a process never
+// has two busy pools competing for its cores (the LibTorch ops install ATen's OpenMP pool:
+// between torch's own ops its threads spin, and a second pool's workers then lose their
+// time slices). nullptr restores the native pool. Calls from inside a running parallel_for
+// still run inline.
+using ParallelForFn = void (*)(int64_t n, int64_t grain, const RangeFn& body);
+void set_parallel_backend(ParallelForFn fn);
+
 }  // namespace wattwise
