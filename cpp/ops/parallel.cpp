@@ -2,6 +2,8 @@
 #include <ATen/Parallel.h>
 #include <pthread.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -10,8 +12,19 @@
 namespace wattwise::ops {
 namespace {
 
+// Each OpenMP thread pulls chunks from a shared counter rather than taking one fixed slice,
+// as the core's own pool does: on a shared or virtual machine one core is often slower for
+// a while, and a fixed split would make every call wait for it.
 void aten_parallel_for(int64_t n, int64_t grain, const RangeFn& body) {
-  at::parallel_for(0, n, grain, [&body](int64_t begin, int64_t end) { body(begin, end); });
+  const int64_t threads = std::max(1, at::get_num_threads());
+  const int64_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+  const int64_t num_chunks = (n + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(threads, num_chunks), 1, [&](int64_t, int64_t) {
+    for (int64_t c = next.fetch_add(1); c < num_chunks; c = next.fetch_add(1)) {
+      body(c * chunk, std::min(n, (c + 1) * chunk));
+    }
+  });
 }
 
 // ATen's pool by default: wattwise kernels interleave with torch ops in real models, and

@@ -56,8 +56,8 @@ def reference_int4_dequantize(packed, d, group_size):
 # Shapes with odd row counts, SIMD tails and empty dimensions.
 INT8_SHAPES = [(1, 1), (5, 9), (33, 100), (64, 256), (0, 16), (7, 0)]
 INT4_SHAPES = [(1, 32), (5, 64), (33, 128), (16, 384), (0, 64), (3, 0)]
-# (37,) and (3, 12) take the blocked dequantize + GEMM path used from 32 rows on.
-BATCH_SHAPES = [(1,), (3,), (2, 5), (0,), (37,), (3, 12)]
+# (520,) takes the blocked dequantize + GEMM path (from 192 rows for int4, 512 for int8).
+BATCH_SHAPES = [(1,), (3,), (2, 5), (0,), (37,), (3, 12), (520,)]
 
 
 def sample_inputs_int8():
