@@ -6,6 +6,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
+#include <vector>
+
 #include "wattwise/common/thread_pool.h"
 
 namespace wattwise::ops {
@@ -30,6 +33,39 @@ inline void check_dtype(const char* op, const char* arg, const at::Tensor& t, at
 
 inline void check_dim(const char* op, const char* arg, const at::Tensor& t, int64_t want) {
   TORCH_CHECK_VALUE(t.dim() == want, op, ": ", arg, " must be ", want, "-D, got shape ", t.sizes());
+}
+
+// Checks of a Linear-like op's `input` ([..., k] float32 on the CPU); returns the output's
+// shape ([..., n]).
+inline std::vector<int64_t> check_linear_input(const char* op, const at::Tensor& input, int64_t k,
+                                               int64_t n) {
+  check_cpu(op, "input", input);
+  check_dtype(op, "input", input, at::kFloat);
+  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
+                    ": input's last dimension must be in_features=", k, ", got shape ",
+                    input.sizes());
+  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
+  out.back() = n;
+  return out;
+}
+
+inline void check_linear_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
+  if (!bias.has_value()) return;
+  check_cpu(op, "bias", *bias);
+  check_dtype(op, "bias", *bias, at::kFloat);
+  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
+                    "], got ", bias->sizes());
+}
+
+// Rows of the [m, k] view of input (k may be 0, so not numel / k).
+inline int64_t leading_rows(const at::Tensor& input) {
+  int64_t m = 1;
+  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
+  return m;
+}
+
+inline const float* optional_data(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<float>() : nullptr;
 }
 
 }  // namespace wattwise::ops

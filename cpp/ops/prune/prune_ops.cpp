@@ -87,26 +87,6 @@ std::tuple<int64_t, int64_t> magnitude_zero_(at::Tensor& weight, int64_t thresho
   return {left, pruned};
 }
 
-void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
-  if (!bias.has_value()) return;
-  check_float_cpu(op, "bias", *bias);
-  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
-                    "], got ", bias->sizes());
-}
-
-std::vector<int64_t> check_input(const char* op, const at::Tensor& input, int64_t k, int64_t n,
-                                 int64_t& m) {
-  check_float_cpu(op, "input", input);
-  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
-                    ": input's last dimension must be in_features=", k, ", got shape ",
-                    input.sizes());
-  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
-  out.back() = n;
-  m = 1;
-  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
-  return out;
-}
-
 at::Tensor csr_linear(const at::Tensor& input, const at::Tensor& row_ptr, const at::Tensor& col,
                       const at::Tensor& values, int64_t in_features,
                       const std::optional<at::Tensor>& bias) {
@@ -131,9 +111,9 @@ at::Tensor csr_linear(const at::Tensor& input, const at::Tensor& row_ptr, const 
     prune::check_row_ptr(rp.const_data_ptr<int32_t>(), n, nnz);
     return 0;
   });
-  int64_t m = 0;
-  const auto out_shape = check_input(op, input, in_features, n, m);
-  check_bias(op, bias, n);
+  const auto out_shape = check_linear_input(op, input, in_features, n);
+  const int64_t m = leading_rows(input);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(out_shape, x.options());
@@ -163,9 +143,9 @@ at::Tensor nm_linear(const at::Tensor& input, const at::Tensor& values, const at
                     ") must be a multiple of N=", nn);
   const int64_t n = values.size(0), k = values.size(1) / nn * mm;
   const at::Tensor v = values.contiguous(), ix = idx.contiguous();
-  int64_t m = 0;
-  const auto out_shape = check_input(op, input, k, n, m);
-  check_bias(op, bias, n);
+  const auto out_shape = check_linear_input(op, input, k, n);
+  const int64_t m = leading_rows(input);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(out_shape, x.options());

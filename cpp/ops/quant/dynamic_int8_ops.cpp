@@ -14,31 +14,6 @@
 namespace wattwise::ops {
 namespace {
 
-void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
-  if (!bias.has_value()) return;
-  check_cpu(op, "bias", *bias);
-  check_dtype(op, "bias", *bias, at::kFloat);
-  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
-                    "], got ", bias->sizes());
-}
-
-std::vector<int64_t> check_input(const char* op, const at::Tensor& input, int64_t k, int64_t n) {
-  check_cpu(op, "input", input);
-  check_dtype(op, "input", input, at::kFloat);
-  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
-                    ": input's last dimension must be in_features=", k, ", got shape ",
-                    input.sizes());
-  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
-  out.back() = n;
-  return out;
-}
-
-int64_t leading_rows(const at::Tensor& input) {
-  int64_t m = 1;
-  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
-  return m;
-}
-
 void check_int8_weight(const char* op, const at::Tensor& qweight, const at::Tensor& scales) {
   check_cpu(op, "qweight", qweight);
   check_dtype(op, "qweight", qweight, at::kChar);
@@ -49,24 +24,20 @@ void check_int8_weight(const char* op, const at::Tensor& qweight, const at::Tens
                     ": scales must have shape [", qweight.size(0), "], got ", scales.sizes());
 }
 
-const float* bias_ptr(const at::Tensor& b) {
-  return b.defined() ? b.const_data_ptr<float>() : nullptr;
-}
-
 at::Tensor int8_dynamic_linear(const at::Tensor& input, const at::Tensor& qweight,
                                const at::Tensor& scales, const std::optional<at::Tensor>& bias) {
   const char* op = "int8_dynamic_linear";
   check_int8_weight(op, qweight, scales);
   const int64_t n = qweight.size(0), k = qweight.size(1);
-  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
-  check_bias(op, bias, n);
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(out_shape, x.options());
   sync_num_threads();
   quant::int8_dynamic_linear(x.const_data_ptr<float>(), leading_rows(x), k,
-                             q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(), bias_ptr(b), n,
-                             y.mutable_data_ptr<float>());
+                             q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
+                             optional_data(b), n, y.mutable_data_ptr<float>());
   return y;
 }
 
@@ -87,8 +58,8 @@ at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight
   } catch (const std::invalid_argument& e) {
     TORCH_CHECK_VALUE(false, op, ": ", e.what());
   }
-  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
-  check_bias(op, bias, n);
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
   const at::Tensor ws = wsum.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
@@ -97,7 +68,7 @@ at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight
   quant::int8_static_linear(
       x.const_data_ptr<float>(), leading_rows(x), k, static_cast<float>(input_scale),
       input_zero_point, quant_min, quant_max, q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
-      ws.const_data_ptr<int32_t>(), bias_ptr(b), n, y.mutable_data_ptr<float>());
+      ws.const_data_ptr<int32_t>(), optional_data(b), n, y.mutable_data_ptr<float>());
   return y;
 }
 
@@ -122,8 +93,8 @@ at::Tensor half_weight_linear(const at::Tensor& input, const at::Tensor& weight,
   TORCH_CHECK_TYPE(t == at::kHalf || t == at::kBFloat16, op,
                    ": weight must be Half or BFloat16, got ", t);
   const int64_t n = weight.size(0), k = weight.size(1);
-  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
-  check_bias(op, bias, n);
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous(), w = weight.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(out_shape, x.options());
@@ -131,8 +102,8 @@ at::Tensor half_weight_linear(const at::Tensor& input, const at::Tensor& weight,
   // Both 16-bit formats are read as raw bit patterns by the core.
   const auto* bits = static_cast<const uint16_t*>(w.const_data_ptr());
   sync_num_threads();
-  quant::half_linear(x.const_data_ptr<float>(), leading_rows(x), k, bits, format, bias_ptr(b), n,
-                     y.mutable_data_ptr<float>());
+  quant::half_linear(x.const_data_ptr<float>(), leading_rows(x), k, bits, format, optional_data(b),
+                     n, y.mutable_data_ptr<float>());
   return y;
 }
 

@@ -24,33 +24,6 @@ void check_group_size(const char* op, int64_t k, int64_t group_size) {
   }
 }
 
-void check_bias(const char* op, const std::optional<at::Tensor>& bias, int64_t n) {
-  if (!bias.has_value()) return;
-  check_cpu(op, "bias", *bias);
-  check_dtype(op, "bias", *bias, at::kFloat);
-  TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == n, op, ": bias must have shape [", n,
-                    "], got ", bias->sizes());
-}
-
-// Flattens input to [m, k] and checks its last dimension; returns the output's shape.
-std::vector<int64_t> check_input(const char* op, const at::Tensor& input, int64_t k, int64_t n) {
-  check_cpu(op, "input", input);
-  check_dtype(op, "input", input, at::kFloat);
-  TORCH_CHECK_VALUE(input.dim() >= 1 && input.size(-1) == k, op,
-                    ": input's last dimension must be in_features=", k, ", got shape ",
-                    input.sizes());
-  std::vector<int64_t> out(input.sizes().begin(), input.sizes().end());
-  out.back() = n;
-  return out;
-}
-
-// Rows of the [m, k] view of input (k may be 0, so not numel / k).
-int64_t leading_rows(const at::Tensor& input) {
-  int64_t m = 1;
-  for (int64_t d = 0; d + 1 < input.dim(); ++d) m *= input.size(d);
-  return m;
-}
-
 // From enough input rows on, a Linear is compute-bound and ATen's fp32 GEMM catches up with
 // the fused dequantize-and-multiply kernels: dequantize 1024 weight rows at a time and
 // multiply them with at::addmm/at::mm into the output's columns (about 0.85x of a plain fp32
@@ -120,8 +93,8 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& qweight, const
   const char* op = "int8_weight_only_linear";
   check_int8_pair(op, qweight, scales);
   const int64_t n = qweight.size(0), k = qweight.size(1);
-  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
-  check_bias(op, bias, n);
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
   const int64_t m = leading_rows(x);
   at::Tensor y = at::empty(out_shape, x.options());
@@ -136,8 +109,7 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& qweight, const
     return y;
   }
   quant::int8_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<int8_t>(),
-                     s.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
-                     n, y.mutable_data_ptr<float>());
+                     s.const_data_ptr<float>(), optional_data(b), n, y.mutable_data_ptr<float>());
   return y;
 }
 
@@ -192,8 +164,8 @@ at::Tensor int4_linear(const at::Tensor& input, const at::Tensor& qweight, const
   const char* op = "int4_weight_only_linear";
   check_int4_pair(op, qweight, scales, group_size);
   const int64_t n = qweight.size(0), k = qweight.size(1) * 2;
-  const std::vector<int64_t> out_shape = check_input(op, input, k, n);
-  check_bias(op, bias, n);
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
   const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
   const int64_t m = leading_rows(x);
   at::Tensor y = at::empty(out_shape, x.options());
@@ -210,8 +182,7 @@ at::Tensor int4_linear(const at::Tensor& input, const at::Tensor& qweight, const
     return y;
   }
   quant::int4_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(), scale_bits,
-                     group_size, b.defined() ? b.const_data_ptr<float>() : nullptr, n,
-                     y.mutable_data_ptr<float>());
+                     group_size, optional_data(b), n, y.mutable_data_ptr<float>());
   return y;
 }
 

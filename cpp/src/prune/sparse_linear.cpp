@@ -6,30 +6,19 @@
 #include <string>
 #include <vector>
 
+#include "../common/entry.h"
 #include "wattwise/common/cpu.h"
 #include "wattwise/common/thread_pool.h"
 
 namespace wattwise::prune {
+
+using detail::check_dims;
+using detail::check_ptr;
+
 namespace {
 
-#ifdef WATTWISE_HAVE_AVX2_KERNELS
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((avx2) ? (avx2_call) : (ref_call))
-#else
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((void)(avx2), (ref_call))
-#endif
-
-void check_dims(const char* fn, int64_t m, int64_t k, int64_t n) {
-  if (m < 0 || k < 0 || n < 0) {
-    throw std::invalid_argument(std::string(fn) +
-                                ": dimensions must be >= 0, got m=" + std::to_string(m) +
-                                " k=" + std::to_string(k) + " n=" + std::to_string(n));
-  }
-}
-
-void check_ptr(const char* fn, const char* name, const void* p, int64_t count) {
-  if (p == nullptr && count > 0)
-    throw std::invalid_argument(std::string(fn) + ": " + name + " is null");
-}
+// Sparse rows are cheap: smaller chunks than the dense kernels' still pay for a thread.
+int64_t prune_grain(int64_t work_per_row) { return detail::row_grain(work_per_row, 1 << 15, 4); }
 
 // Batch > 1 reads each stored weight once for all rows of x: that needs x column-major,
 // padded to whole 8-float vectors.
@@ -40,12 +29,6 @@ std::vector<float> transpose_padded(const float* x, int64_t m, int64_t k, int64_
     for (int64_t j = 0; j < k; ++j) xt[j * mp + i] = row[j];
   }
   return xt;
-}
-
-int64_t row_grain(int64_t work_per_row) {
-  const int64_t target = 1 << 15;
-  if (work_per_row <= 0) return 1 << 30;
-  return std::max<int64_t>(4, (target + work_per_row - 1) / work_per_row);
 }
 
 }  // namespace
@@ -122,7 +105,7 @@ void check_nm(const uint8_t* idx, int64_t n, int64_t k, int64_t nn, int64_t mm) 
 
 void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, const uint16_t* col,
                 const float* val, const float* bias, int64_t n, float* y) {
-  check_dims("csr_linear", m, k, n);
+  check_dims("csr_linear", n, k, m);
   if (k > kCsrMaxCols) {
     throw std::invalid_argument("csr_linear: in_features must be <= 65536, got " +
                                 std::to_string(k));
@@ -141,14 +124,14 @@ void csr_linear(const float* x, int64_t m, int64_t k, const int32_t* row_ptr, co
   const kernels::Csr p{m == 1 ? x : xt.data(), k, m, mp, row_ptr, col, val, bias, n, y};
   const bool avx2 = active_simd() == SimdLevel::kAvx2;
   const int64_t nnz_per_row = n > 0 ? row_ptr[n] / n + 1 : 1;
-  parallel_for(n, row_grain(nnz_per_row * mp), [&](int64_t b, int64_t e) {
+  parallel_for(n, prune_grain(nnz_per_row * mp), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(avx2, kernels::csr_linear_avx2(p, b, e), kernels::csr_linear_ref(p, b, e));
   });
 }
 
 void nm_linear(const float* x, int64_t m, int64_t k, const float* val, const uint8_t* idx,
                int64_t nn, int64_t mm, const float* bias, int64_t n, float* y) {
-  check_dims("nm_linear", m, k, n);
+  check_dims("nm_linear", n, k, m);
   if (mm < 1 || mm > 255 || nn < 1 || nn > mm || k % mm != 0) {
     throw std::invalid_argument(
         "nm_linear: need 1 <= N <= M <= 255 and M dividing in_features, got N=" +
@@ -165,7 +148,7 @@ void nm_linear(const float* x, int64_t m, int64_t k, const float* val, const uin
   if (m > 1) xt = transpose_padded(x, m, k, mp);
   const kernels::Nm p{m == 1 ? x : xt.data(), m, mp, val, idx, nn, mm, kept, bias, n, y};
   const bool avx2 = active_simd() == SimdLevel::kAvx2;
-  parallel_for(n, row_grain((kept + 1) * mp), [&](int64_t b, int64_t e) {
+  parallel_for(n, prune_grain((kept + 1) * mp), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(avx2, kernels::nm_linear_avx2(p, b, e), kernels::nm_linear_ref(p, b, e));
   });
 }

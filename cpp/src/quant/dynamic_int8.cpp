@@ -8,47 +8,25 @@
 #include <string>
 #include <vector>
 
+#include "../common/entry.h"
 #include "half_formats.h"
 #include "wattwise/common/cpu.h"
 #include "wattwise/common/thread_pool.h"
 #include "wattwise/quant/weight_only.h"
 
 namespace wattwise::quant {
+
+using detail::check_dims;
+using detail::check_ptr;
+using detail::row_grain;
+using detail::use_avx2;
+
 namespace {
-
-void check_dims(const char* fn, int64_t n, int64_t k, int64_t m = 0) {
-  if (n < 0 || k < 0 || m < 0) {
-    throw std::invalid_argument(std::string(fn) +
-                                ": dimensions must be >= 0, got n=" + std::to_string(n) +
-                                " k=" + std::to_string(k) + " m=" + std::to_string(m));
-  }
-}
-
-void check_ptr(const char* fn, const char* name, const void* p, int64_t count) {
-  if (p == nullptr && count > 0) {
-    throw std::invalid_argument(std::string(fn) + ": " + name + " is null");
-  }
-}
-
-bool use_avx2() { return active_simd() == SimdLevel::kAvx2; }
-
-#ifdef WATTWISE_HAVE_AVX2_KERNELS
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((avx2) ? (avx2_call) : (ref_call))
-#else
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((void)(avx2), (ref_call))
-#endif
-
-// About 64K multiply-adds per chunk, counted in rows of `work_per_row`.
-int64_t grain_for(int64_t work_per_row) {
-  const int64_t target = 1 << 16;
-  if (work_per_row <= 0) return 1 << 30;
-  return std::max<int64_t>(8, (target + work_per_row - 1) / work_per_row);
-}
 
 // Output channels per chunk for the product: a multiple of the 8-row tiles, and enough
 // chunks for every thread (threads scale by splitting channels; each reads its own weights).
 int64_t gemm_grain(int64_t m, int64_t k, int64_t n) {
-  int64_t g = grain_for(k * std::max<int64_t>(m, 1));
+  int64_t g = row_grain(k * std::max<int64_t>(m, 1));
   const int64_t threads = get_num_threads();
   if (threads > 1) g = std::min(g, std::max<int64_t>(8, n / (4 * threads)));
   return (g + 7) / 8 * 8;
@@ -75,7 +53,7 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, 
   std::vector<float> xs(static_cast<size_t>(m));
   const bool avx2 = use_avx2();
   // Per-token symmetric quantization is the per-channel weight quantizer applied to rows.
-  parallel_for(m, grain_for(k), [&](int64_t b, int64_t e) {
+  parallel_for(m, row_grain(k), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(avx2, kernels::int8_quantize_avx2(x, k, b, e, xq.data(), xs.data()),
                   kernels::int8_quantize_ref(x, k, b, e, xq.data(), xs.data()));
   });
@@ -121,7 +99,7 @@ void int8_static_linear(const float* x, int64_t m, int64_t k, float x_scale, int
   const float inv = 1.f / x_scale;
   const auto qmin = static_cast<int32_t>(quant_min), qmax = static_cast<int32_t>(quant_max);
   const auto zp_level = static_cast<int32_t>(zero_point);
-  parallel_for(m, grain_for(k), [&](int64_t b, int64_t e) {
+  parallel_for(m, row_grain(k), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(
         avx2,
         kernels::quantize_affine_avx2(x, k, b, e, inv, zp_level, qmin, qmax, shift, xq.data()),
@@ -149,7 +127,7 @@ void half_quantize(const float* w, int64_t n, int64_t k, HalfFormat format, uint
   check_ptr("half_quantize", "w", w, n * k);
   check_ptr("half_quantize", "out", out, n * k);
   const bool avx2 = use_avx2();
-  parallel_for(n, grain_for(k), [&](int64_t b, int64_t e) {
+  parallel_for(n, row_grain(k), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(avx2, kernels::half_quantize_avx2(w, k, format, b, e, out),
                   kernels::half_quantize_ref(w, k, format, b, e, out));
   });
@@ -160,7 +138,7 @@ void half_dequantize(const uint16_t* w, int64_t n, int64_t k, HalfFormat format,
   check_ptr("half_dequantize", "w", w, n * k);
   check_ptr("half_dequantize", "out", out, n * k);
   // Widening is exact in both formats, so the scalar conversion is the only path.
-  parallel_for(n, grain_for(k), [&](int64_t b, int64_t e) {
+  parallel_for(n, row_grain(k), [&](int64_t b, int64_t e) {
     for (int64_t i = b * k; i < e * k; ++i) out[i] = half_value(w[i], format);
   });
 }

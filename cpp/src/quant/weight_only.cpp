@@ -5,44 +5,15 @@
 #include <stdexcept>
 #include <string>
 
-#include "wattwise/common/cpu.h"
+#include "../common/entry.h"
 #include "wattwise/common/thread_pool.h"
 
 namespace wattwise::quant {
-namespace {
 
-void check_dims(const char* fn, int64_t n, int64_t k, int64_t m = 0) {
-  if (n < 0 || k < 0 || m < 0) {
-    throw std::invalid_argument(std::string(fn) +
-                                ": dimensions must be >= 0, got n=" + std::to_string(n) +
-                                " k=" + std::to_string(k) + " m=" + std::to_string(m));
-  }
-}
-
-void check_ptr(const char* fn, const char* name, const void* p, int64_t count) {
-  if (p == nullptr && count > 0) {
-    throw std::invalid_argument(std::string(fn) + ": " + name + " is null");
-  }
-}
-
-bool use_avx2() { return active_simd() == SimdLevel::kAvx2; }
-
-// The AVX2 kernels exist only in x86-64 builds; elsewhere active_simd() is always scalar.
-#ifdef WATTWISE_HAVE_AVX2_KERNELS
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((avx2) ? (avx2_call) : (ref_call))
-#else
-#define WATTWISE_PICK(avx2, avx2_call, ref_call) ((void)(avx2), (ref_call))
-#endif
-
-// Grain sizes: enough work per chunk that waking a thread pays for itself (about 64K
-// multiply-adds), counted in output rows.
-int64_t row_grain(int64_t work_per_row) {
-  const int64_t target = 1 << 16;
-  if (work_per_row <= 0) return 1 << 30;
-  return std::max<int64_t>(8, (target + work_per_row - 1) / work_per_row);
-}
-
-}  // namespace
+using detail::check_dims;
+using detail::check_ptr;
+using detail::row_grain;
+using detail::use_avx2;
 
 void check_int4_group_size(int64_t k, int64_t group_size) {
   if (group_size <= 0 || group_size % kInt4Block != 0) {
