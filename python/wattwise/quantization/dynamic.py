@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .weight_only import Int8WeightOnlyLinear, _float_bias, _float_weight
+from .weight_only import (
+    Int8WeightOnlyLinear,
+    QuantizedLinearBase,
+    _float_bias,
+    _float_weight,
+)
 
 
 class Int8DynamicActivationInt8WeightLinear(Int8WeightOnlyLinear):
@@ -20,7 +25,7 @@ class Int8DynamicActivationInt8WeightLinear(Int8WeightOnlyLinear):
         return torch.ops.wattwise.int8_dynamic_linear(x, self.qweight, self.scales, self.bias)
 
 
-class HalfWeightLinear(nn.Module):
+class HalfWeightLinear(QuantizedLinearBase):
     """``weight`` stored as float16 or bfloat16 (half the bytes of fp32); inputs,
     accumulation and outputs stay fp32. bfloat16 keeps fp32's range (no overflow for any
     finite weight) with 8 bits of mantissa; float16 has 11 bits but overflows past 65504."""
@@ -62,9 +67,6 @@ class HalfWeightLinear(nn.Module):
         mod.bias = _float_bias(linear)
         return mod
 
-    def _name(self) -> str:
-        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
-
     def _apply(self, fn, recurse=True):
         # Module.float()/.half() must not change the storage precision, only the device.
         super()._apply(fn, recurse)
@@ -79,34 +81,12 @@ class HalfWeightLinear(nn.Module):
         return self.weight.to(torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self._name()}: input's last dimension must be in_features="
-                f"{self.in_features}, got shape {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"{self._name()}: input must be floating point, got {x.dtype}")
+        self._check_input(x)
         if x.device.type not in ("cpu", "meta"):
             bias = None if self.bias is None else self.bias.to(x.dtype)
             return F.linear(x, self.weight.to(x.dtype), bias)
         y = torch.ops.wattwise.half_weight_linear(x.to(torch.float32), self.weight, self.bias)
         return y.to(x.dtype)
-
-    def to_float(self) -> nn.Linear:
-        """An ``nn.Linear`` holding the fp32 weight (and the bias)."""
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=self.weight.device,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.dequantize())
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
 
     def extra_repr(self) -> str:
         return (

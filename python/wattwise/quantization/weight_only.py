@@ -34,8 +34,43 @@ def _float_bias(linear: nn.Linear) -> nn.Parameter | None:
     )
 
 
-class _WeightOnlyLinear(nn.Module):
-    """Shared behaviour: dtype/device handling, fp32 scale/bias pinning, float export."""
+class QuantizedLinearBase(nn.Module):
+    """What every wattwise Linear replacement shares: its name in errors, input checks, and
+    export back to ``nn.Linear`` through ``dequantize()``."""
+
+    in_features: int
+    out_features: int
+    fqn: str
+
+    def _name(self) -> str:
+        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
+
+    def _check_input(self, x) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self._name()}: input's last dimension must be in_features="
+                f"{self.in_features}, got shape {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"{self._name()}: input must be floating point, got {x.dtype}")
+
+    def to_float(self) -> nn.Linear:
+        """An ``nn.Linear`` holding the dequantized weight (and the bias)."""
+        weight = self.dequantize()
+        linear = nn.Linear(
+            self.in_features, self.out_features, bias=self.bias is not None, device=weight.device
+        )
+        with torch.no_grad():
+            linear.weight.copy_(weight)
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+
+class _WeightOnlyLinear(QuantizedLinearBase):
+    """Shared behaviour: dtype/device handling, fp32 scale/bias pinning."""
 
     _scale_dtype: torch.dtype
     bits: int
@@ -45,9 +80,6 @@ class _WeightOnlyLinear(nn.Module):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.fqn = fqn
-
-    def _name(self) -> str:
-        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
 
     def _apply(self, fn, recurse=True):
         # Module.half()/.double()/.to(dtype) would convert every floating buffer; the kernels
@@ -60,15 +92,7 @@ class _WeightOnlyLinear(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self._name()}: input's last dimension must be in_features="
-                f"{self.in_features}, got shape {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"{self._name()}: input must be floating point, got {x.dtype}")
+        self._check_input(x)
         if x.device.type not in ("cpu", "meta"):
             # No device kernels yet: dequantize with plain torch ops on that device.
             return F.linear(
@@ -79,20 +103,6 @@ class _WeightOnlyLinear(nn.Module):
         if x.dtype == torch.float32:
             return self._cpu_linear(x)
         return self._cpu_linear(x.to(torch.float32)).to(x.dtype)
-
-    def to_float(self) -> nn.Linear:
-        """An ``nn.Linear`` holding the dequantized weight (and the bias)."""
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=self.scales.device,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.dequantize())
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
 
     def extra_repr(self) -> str:
         return (
