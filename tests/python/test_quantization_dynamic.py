@@ -2,7 +2,6 @@
 opcheck, modules, quantize_dynamic, the summary, save/load, to_float, torch.compile and
 torch.export, and error messages."""
 
-import io
 import itertools
 
 import pytest
@@ -22,6 +21,8 @@ from wattwise.quantization import (
     quantize_,
     quantize_dynamic,
 )
+
+from .helpers import roundtrip_state_dict
 
 ops = torch.ops.wattwise
 
@@ -157,16 +158,7 @@ def test_save_load_on_meta_model_gives_identical_outputs(config, cls, max_err, f
     model = quantize_(_stack(), config)
     x = torch.randn(4, 256)
     want = model(x)
-    if fmt == "torch":
-        buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
-        buf.seek(0)
-        sd = torch.load(buf, weights_only=True)
-    else:
-        from safetensors.torch import load_file, save_file
-
-        save_file(model.state_dict(), tmp_path / "m.safetensors")
-        sd = load_file(tmp_path / "m.safetensors")
+    sd = roundtrip_state_dict(model, fmt, tmp_path)
     with torch.device("meta"):
         fresh = _stack()
     quantize_(fresh, config)

@@ -1,8 +1,6 @@
 """Static post-training quantization (observers, prepare/calibrate/convert for Linear and
 Conv2d), the accuracy report and the float-fallback budget."""
 
-import io
-
 import pytest
 import torch
 import torch.ao.quantization as tq
@@ -28,6 +26,8 @@ from wattwise.quantization import (
     report,
     sqnr_db,
 )
+
+from .helpers import roundtrip_state_dict
 
 # ---- observers: torch.ao's names, arguments and calculate_qparams() -----------------
 
@@ -222,16 +222,7 @@ def test_static_config_validation_names_the_field():
 def test_static_save_load_on_meta_model(fmt, tmp_path):
     _, model, data = _calibrated()
     want = model(data[1])
-    if fmt == "torch":
-        buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
-        buf.seek(0)
-        sd = torch.load(buf, weights_only=True)
-    else:
-        from safetensors.torch import load_file, save_file
-
-        save_file(model.state_dict(), tmp_path / "m.safetensors")
-        sd = load_file(tmp_path / "m.safetensors")
+    sd = roundtrip_state_dict(model, fmt, tmp_path)
     with torch.device("meta"):
         fresh = SmallCNN()
     quantize_(fresh, Int8StaticConfig(), filter_fn=lambda m, fqn: fqn in ("conv1", "conv2", "fc"))

@@ -1,7 +1,6 @@
 """Weight-only int8/int4: ops against a pure-torch reference, opcheck, the modules,
 quantize_, serialization, torch.compile, and error messages."""
 
-import io
 import itertools
 
 import pytest
@@ -17,6 +16,8 @@ from wattwise.quantization import (
     Int8WeightOnlyLinear,
     quantize_,
 )
+
+from .helpers import roundtrip_state_dict
 
 ops = torch.ops.wattwise
 
@@ -225,10 +226,7 @@ def test_state_dict_roundtrip_with_weights_only_load(config):
     model = quantize_(_stack(), config)
     x = torch.randn(2, 256)
     want = model(x)
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    buf.seek(0)
-    sd = torch.load(buf, weights_only=True)
+    sd = roundtrip_state_dict(model)
     with torch.device("meta"):
         fresh = _stack()
     quantize_(fresh, config)
