@@ -46,6 +46,7 @@ CpuFeatures detect() {
     f.avx2 = (ebx >> 5) & 1;
     f.avx512f = zmm_state && ((ebx >> 16) & 1);
     f.avx512bw = zmm_state && ((ebx >> 30) & 1);
+    f.avx512vl = zmm_state && ((ebx >> 31) & 1);
     f.avx512vnni = zmm_state && ((ecx >> 11) & 1);
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avxvnni = (eax >> 4) & 1;
@@ -56,8 +57,10 @@ CpuFeatures detect() {
 SimdLevel parse_level(const std::string& name) {
   if (name == "scalar" || name == "ref") return SimdLevel::kScalar;
   if (name == "avx2") return SimdLevel::kAvx2;
+  if (name == "avx512vnni") return SimdLevel::kAvx512Vnni;
   if (name == "auto") return detected_simd();
-  throw std::invalid_argument("simd level must be 'auto', 'avx2' or 'scalar', got '" + name + "'");
+  throw std::invalid_argument("simd level must be 'auto', 'avx512vnni', 'avx2' or 'scalar', got '" +
+                              name + "'");
 }
 
 // -1 means "not set yet": the environment is read on first use.
@@ -73,7 +76,11 @@ const CpuFeatures& cpu_features() {
 SimdLevel detected_simd() {
 #ifdef WATTWISE_HAVE_AVX2_KERNELS
   const CpuFeatures& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c) return SimdLevel::kAvx2;
+  if (!(f.avx2 && f.fma && f.f16c)) return SimdLevel::kScalar;
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return SimdLevel::kAvx512Vnni;
+#endif
+  return SimdLevel::kAvx2;
 #endif
   return SimdLevel::kScalar;
 }
@@ -109,6 +116,8 @@ SimdLevel active_simd() {
 
 const char* simd_name(SimdLevel level) {
   switch (level) {
+    case SimdLevel::kAvx512Vnni:
+      return "avx512vnni";
     case SimdLevel::kAvx2:
       return "avx2";
     case SimdLevel::kScalar:

@@ -1,6 +1,7 @@
 // Shared by the kernels' entry points (torch-free, internal): argument checks that throw
 // std::invalid_argument, the grain of a parallel_for over output rows, and the choice between
-// an AVX2 kernel and its _ref twin.
+// an AVX2 kernel and its _ref twin (AVX-512 VNNI kernels are picked explicitly where they
+// exist).
 #pragma once
 
 #include <algorithm>
@@ -33,7 +34,8 @@ inline int64_t row_grain(int64_t work_per_row, int64_t target = 1 << 16, int64_t
   return std::max<int64_t>(min_rows, (target + work_per_row - 1) / work_per_row);
 }
 
-inline bool use_avx2() { return active_simd() == SimdLevel::kAvx2; }
+inline bool use_avx2() { return active_simd() >= SimdLevel::kAvx2; }
+inline bool use_avx512vnni() { return active_simd() >= SimdLevel::kAvx512Vnni; }
 
 }  // namespace wattwise::detail
 

@@ -61,7 +61,7 @@ void row_stats(const float* logits, int64_t rows, int64_t cols, float inv_temper
     throw std::invalid_argument("row_stats: null pointer");
   }
   const kernels::RowStats p{logits, cols, inv_temperature, max_prob, entropy_conf, margin, argmax};
-  const bool avx2 = active_simd() == SimdLevel::kAvx2;
+  const bool avx2 = active_simd() >= SimdLevel::kAvx2;
   // Threads only pay off for large heads (about 32K logits per chunk).
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / cols);
   parallel_for(rows, grain, [&](int64_t b, int64_t e) {

@@ -32,7 +32,72 @@ int64_t gemm_grain(int64_t m, int64_t k, int64_t n) {
   return (g + 7) / 8 * 8;
 }
 
+// From this many activation rows the VNNI kernel's packing pass (one read of the weights)
+// costs less than it saves; below it the row-major GEMV reads the weights only once.
+constexpr int64_t kVnniMinRows = 4;
+
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+// Packed activations for the VNNI kernel (kernels::int8_pack_rows_vnni), row scales included.
+struct VnniRows {
+  std::vector<int32_t> a;
+  std::vector<int32_t> xsum;
+  std::vector<float> xscales;
+  int64_t tiles;
+  VnniRows(int64_t m, int64_t k)
+      : a(static_cast<size_t>((m + kernels::kVnniRows - 1) / kernels::kVnniRows *
+                              kernels::kVnniRows * ((k + 3) / 4))),
+        xsum(static_cast<size_t>(m)),
+        xscales(static_cast<size_t>(m)),
+        tiles((m + kernels::kVnniRows - 1) / kernels::kVnniRows) {}
+};
+
+// Threads over register tiles of packed rows: body(row_begin, row_end).
+template <typename Body>
+void for_row_tiles(int64_t m, int64_t k, const Body& body) {
+  using kernels::kVnniRows;
+  parallel_for((m + kVnniRows - 1) / kVnniRows, row_grain(kVnniRows * k, 1 << 16, 1),
+               [&](int64_t b, int64_t e) { body(b * kVnniRows, std::min(m, e * kVnniRows)); });
+}
+
+// The VNNI product over a grid of (row block, channel block) tasks on packed activations.
+// Channel blocks are whole 32-channel panels; row blocks are only cut when there are too few
+// channel blocks to keep every thread busy, and never below 64 rows, because each task
+// packs its own weights.
+void run_gemm_vnni(const kernels::Int8Gemm& p, const VnniRows& rows) {
+  using kernels::kVnniRows;
+  const int64_t threads = get_num_threads();
+  const int64_t panels = (p.n + 31) / 32;
+  const int64_t chunk_panels =
+      std::clamp<int64_t>((panels + 4 * threads - 1) / (4 * threads), 1, 8);
+  const int64_t n_chunks = (panels + chunk_panels - 1) / chunk_panels;
+  const int64_t m_chunks = std::clamp<int64_t>((8 * threads + n_chunks - 1) / n_chunks, 1,
+                                               std::max<int64_t>(1, p.m / 64));
+  const int64_t tiles_per_chunk = (rows.tiles + m_chunks - 1) / m_chunks;
+  // One chunk per task when threads can share them; a lone thread takes them all at once.
+  const int64_t grain = threads > 1 ? 1 : n_chunks * m_chunks;
+  parallel_for(n_chunks * m_chunks, grain, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t r0 = (t / n_chunks) * tiles_per_chunk * kVnniRows;
+      const int64_t r1 = std::min(p.m, r0 + tiles_per_chunk * kVnniRows);
+      const int64_t c0 = (t % n_chunks) * chunk_panels * 32;
+      const int64_t c1 = std::min(p.n, c0 + chunk_panels * 32);
+      kernels::int8_gemm_avx512vnni_packed(p, rows.a.data(), rows.xsum.data(), r0, r1, c0, c1);
+    }
+  });
+}
+#endif
+
 void run_gemm(const kernels::Int8Gemm& p) {
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  if (detail::use_avx512vnni() && p.m >= kVnniMinRows) {
+    VnniRows rows(p.m, p.k);
+    for_row_tiles(p.m, p.k, [&](int64_t b, int64_t e) {
+      kernels::int8_pack_rows_vnni(p.xq, p.m, p.k, b, e, rows.a.data(), rows.xsum.data());
+    });
+    run_gemm_vnni(p, rows);
+    return;
+  }
+#endif
   const bool avx2 = use_avx2();
   parallel_for(p.n, gemm_grain(p.m, p.k, p.n), [&](int64_t b, int64_t e) {
     WATTWISE_PICK(avx2, kernels::int8_gemm_avx2(p, b, e), kernels::int8_gemm_ref(p, b, e));
@@ -49,6 +114,19 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, 
   check_ptr(fn, "q", q, n * k);
   check_ptr(fn, "scales", scales, n);
   check_ptr(fn, "y", y, m * n);
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  if (detail::use_avx512vnni() && m >= kVnniMinRows) {
+    // Quantized straight into the packed layout: the int8 rows are never written row-major.
+    VnniRows rows(m, k);
+    for_row_tiles(m, k, [&](int64_t b, int64_t e) {
+      kernels::int8_quantize_rows_vnni(x, m, k, b, e, rows.a.data(), rows.xsum.data(),
+                                       rows.xscales.data());
+    });
+    run_gemm_vnni({nullptr, rows.xscales.data(), nullptr, m, k, q, scales, nullptr, bias, n, y},
+                  rows);
+    return;
+  }
+#endif
   std::vector<int8_t> xq(static_cast<size_t>(m * k));
   std::vector<float> xs(static_cast<size_t>(m));
   const bool avx2 = use_avx2();

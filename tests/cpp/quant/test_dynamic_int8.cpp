@@ -33,7 +33,8 @@ std::vector<float> randn(size_t count, uint32_t seed, float scale = 1.f) {
   return v;
 }
 
-bool have_avx2() { return detected_simd() == SimdLevel::kAvx2; }
+bool have_avx2() { return detected_simd() >= SimdLevel::kAvx2; }
+bool have_vnni() { return detected_simd() >= SimdLevel::kAvx512Vnni; }
 
 const int64_t kRows[] = {0, 1, 2, 5, 8, 9, 16, 20, 33};
 const int64_t kCols[] = {0, 1, 2, 5, 8, 9, 16, 20, 28, 32, 33, 64, 100};
@@ -66,7 +67,8 @@ TEST_P(Int8GemmKernels, RefIsExactAndAvx2MatchesRef) {
     const std::vector<int8_t> xq = rand_i8(m * k, 4, -128, 127);
     const std::vector<float> xs = randn(m, 5);
     const std::vector<int32_t> xzp(m, -37);
-    for (const int32_t* zp : {static_cast<const int32_t*>(nullptr), xzp.data()}) {
+    for (const int32_t* zp :
+         {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(xzp.data())}) {
       for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
         const kernels::Int8Gemm base{xq.data(), xs.data(),   zp, m, k,      q.data(),
                                      ws.data(), wsum.data(), b,  n, nullptr};
@@ -112,6 +114,116 @@ TEST(Int8Gemm, ExtremeValuesDoNotSaturate) {
     std::fill(y.begin(), y.end(), 0.f);
     kernels::int8_gemm_avx2(p, 0, n);
     EXPECT_EQ(y, want);
+  }
+#endif
+}
+
+// The VNNI kernel: activation rows across whole register tiles and their tails, inputs that
+// are not a multiple of four or of the 64-input packing step, partial 32-channel panels.
+class Int8GemmVnni : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(Int8GemmVnni, MatchesRefExactly) {
+  if (!have_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the AVX2 kernel runs instead";
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  const auto [n, k] = GetParam();
+  // Full int8 ranges on both sides: vpdpbusd has no int16 step, so -128 weights are exact.
+  const std::vector<int8_t> q = rand_i8(n * k, 21, -128, 127);
+  std::vector<int32_t> wsum(n);
+  int8_row_sums(q.data(), n, k, wsum.data());
+  const std::vector<float> ws = randn(n, 22), bias = randn(n, 23);
+  for (int64_t m : {1, 4, 11, 12, 13, 25, 40}) {
+    const std::vector<int8_t> xq = rand_i8(m * k, 24, -128, 127);
+    const std::vector<float> xs = randn(m, 25);
+    std::vector<int32_t> xzp(m);
+    for (int64_t i = 0; i < m; ++i) xzp[i] = static_cast<int32_t>(i * 37 % 256) - 128;
+    for (const int32_t* zp :
+         {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(xzp.data())}) {
+      for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+        kernels::Int8Gemm p{xq.data(), xs.data(),   zp, m, k,      q.data(),
+                            ws.data(), wsum.data(), b,  n, nullptr};
+        std::vector<float> y_ref(m * n, -1.f), y_vnni(m * n, -2.f);
+        p.y = y_ref.data();
+        kernels::int8_gemm_ref(p, 0, n);
+        p.y = y_vnni.data();
+        kernels::int8_gemm_avx512vnni(p, 0, n);
+        ASSERT_EQ(y_vnni, y_ref) << "m=" << m;
+        // A channel range that starts inside the matrix leaves the other outputs alone.
+        if (n > 40) {
+          std::vector<float> y_part(m * n, -3.f);
+          p.y = y_part.data();
+          kernels::int8_gemm_avx512vnni(p, 32, n - 3);
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n; ++j) {
+              const float want = (j >= 32 && j < n - 3) ? y_ref[i * n + j] : -3.f;
+              ASSERT_EQ(y_part[i * n + j], want) << "i=" << i << " j=" << j;
+            }
+          }
+        }
+      }
+    }
+  }
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, Int8GemmVnni,
+                         ::testing::Combine(::testing::Values(1, 16, 31, 32, 33, 77, 100),
+                                            ::testing::Values(0, 1, 3, 4, 7, 64, 65, 130, 257)));
+
+// Per-token quantization into the packed rows equals the reference quantizer followed by the
+// packing, including NaN (quantized to -127 and left out of the scale) and infinity.
+TEST(Int8QuantizeRowsVnni, MatchesReferenceThenPacking) {
+  if (!have_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the packing is never used";
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  for (const auto& [m, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {5, 3}, {12, 16}, {13, 17}, {30, 64}, {25, 130}, {3, 0}}) {
+    std::vector<float> x = randn(m * k, 27, 2.f);
+    if (m * k > 3) {
+      x[1] = std::numeric_limits<float>::quiet_NaN();
+      x[2] = -std::numeric_limits<float>::quiet_NaN();
+    }
+    if (m > 1 && k > 0) x[k] = std::numeric_limits<float>::infinity();
+    if (m > 2) std::fill(x.begin() + 2 * k, x.begin() + 3 * k, 0.f);  // an all-zero row
+    std::vector<int8_t> xq(m * k);
+    std::vector<float> xs_ref(m), xs(m, -1.f);
+    kernels::int8_quantize_ref(x.data(), k, 0, m, xq.data(), xs_ref.data());
+    const int64_t size =
+        (m + kernels::kVnniRows - 1) / kernels::kVnniRows * kernels::kVnniRows * ((k + 3) / 4);
+    std::vector<int32_t> a_ref(size, 7), a(size, 9), sum_ref(m), sum(m);
+    kernels::int8_pack_rows_vnni(xq.data(), m, k, 0, m, a_ref.data(), sum_ref.data());
+    // Two calls, split at a tile boundary, as the threaded entry point makes them.
+    const int64_t split = std::min<int64_t>(m, kernels::kVnniRows);
+    kernels::int8_quantize_rows_vnni(x.data(), m, k, 0, split, a.data(), sum.data(), xs.data());
+    kernels::int8_quantize_rows_vnni(x.data(), m, k, split, m, a.data(), sum.data(), xs.data());
+    EXPECT_EQ(a, a_ref) << "m=" << m << " k=" << k;
+    EXPECT_EQ(sum, sum_ref);
+    EXPECT_EQ(xs, xs_ref);
+  }
+#endif
+}
+
+// The packed layout, element by element, through the transposing fast path (16 channels by
+// 64 inputs) and the scalar edges.
+TEST(Int8PackVnni, LayoutMatchesDefinition) {
+  if (!have_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the packing is never used";
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  for (const auto& [n, k] :
+       std::vector<std::pair<int64_t, int64_t>>{{32, 64}, {64, 256}, {45, 130}, {7, 5}, {33, 1}}) {
+    const std::vector<int8_t> q = rand_i8(n * k, 26, -128, 127);
+    const int64_t groups = (k + 3) / 4, panels = (n + 31) / 32;
+    std::vector<uint8_t> packed(panels * groups * 128, 0);
+    kernels::int8_pack_vnni(q.data(), k, 0, n, packed.data());
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t c = 0; c < 32; ++c) {
+          for (int64_t b = 0; b < 4; ++b) {
+            const int64_t j = pi * 32 + c, t = 4 * g + b;
+            const int want = (j < n && t < k) ? q[j * k + t] + 128 : 128;
+            ASSERT_EQ(packed[(pi * groups + g) * 128 + 4 * c + b], want)
+                << "n=" << n << " k=" << k << " channel " << j << " input " << t;
+          }
+        }
+      }
+    }
   }
 #endif
 }

@@ -24,7 +24,7 @@ std::vector<float> randn(size_t count, uint32_t seed, float scale = 1.f) {
   return v;
 }
 
-bool have_avx2() { return detected_simd() == SimdLevel::kAvx2; }
+bool have_avx2() { return detected_simd() >= SimdLevel::kAvx2; }
 
 // Sum of |a_i| |b_i| bounds the rounding error of a dot product of length k.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, float tol) {

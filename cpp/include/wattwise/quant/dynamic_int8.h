@@ -79,6 +79,30 @@ struct HalfLinear {
 
 void int8_gemm_ref(const Int8Gemm& p, int64_t n_begin, int64_t n_end);
 void int8_gemm_avx2(const Int8Gemm& p, int64_t n_begin, int64_t n_end);
+// Needs AVX-512 F/BW/VL/VNNI. Packs the activations (int8_pack_rows_vnni) and weights
+// [n_begin, n_end) (int8_pack_vnni) itself, so it pays off from a few activation rows up.
+void int8_gemm_avx512vnni(const Int8Gemm& p, int64_t n_begin, int64_t n_end);
+// The same on activations packed once for all threads: rows [m_begin, m_end) (m_begin a
+// multiple of kVnniRows) against channels [n_begin, n_end), whose weights it packs into
+// thread-local scratch.
+void int8_gemm_avx512vnni_packed(const Int8Gemm& p, const int32_t* a, const int32_t* xsum,
+                                 int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end);
+// Activation rows in register tiles of kVnniRows: tile t holds rows t * kVnniRows + i as
+// a[t * kVnniRows * groups + g * kVnniRows + i] = inputs 4g .. 4g+3 of the row (one int32,
+// zero padded past k), groups = ceil(k / 4); xsum[r] = sum of row r. Packs rows
+// [m_begin, m_end) of xq[m][k] (m_begin a multiple of kVnniRows); the call that reaches m
+// also zeroes the last tile's unused rows. `a` holds ceil(m / kVnniRows) tiles.
+constexpr int64_t kVnniRows = 12;
+void int8_pack_rows_vnni(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
+                         int32_t* a, int32_t* xsum);
+// Per-token dynamic quantization straight into that layout: int8_quantize_ref followed by
+// int8_pack_rows_vnni, in one pass, with the row scales in xscales[m].
+void int8_quantize_rows_vnni(const float* x, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
+                             int32_t* a, int32_t* xsum, float* xscales);
+// The packed layout vpdpbusd reads, for channels [n_begin, n_end) of q[n][k]: panels of 32
+// channels (the last one padded), each ceil(k / 4) groups of 32 x 4 bytes holding
+// q[c][4g + b] + 128 as unsigned bytes (padding holds the offset of a zero weight, 128).
+void int8_pack_vnni(const int8_t* q, int64_t k, int64_t n_begin, int64_t n_end, uint8_t* out);
 
 // Affine quantization of rows [m_begin, m_end): the stored value is the clamped level minus
 // `shift` (128 for quint8 ranges, so that every level fits in int8).
