@@ -32,9 +32,11 @@ int64_t gemm_grain(int64_t m, int64_t k, int64_t n) {
   return (g + 7) / 8 * 8;
 }
 
-// From this many activation rows the VNNI kernel's packing pass (one read of the weights)
-// costs less than it saves; below it the row-major GEMV reads the weights only once.
-constexpr int64_t kVnniMinRows = 4;
+// The VNNI GEMM packs its weights on every call (a transposing pass over them); below this
+// many activation rows the row-major GEMV, which reads them as they are, is faster. Weights
+// too large for the caches make the packing pass slower, hence the higher bar (measured on
+// a Zen 5: crossovers near 8 rows for 384 x 1536 and 20 rows for 4096 x 4096).
+int64_t vnni_min_rows(int64_t n, int64_t k) { return n * k >= (int64_t{4} << 20) ? 24 : 8; }
 
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
 // Packed activations for the VNNI kernel (kernels::int8_pack_rows_vnni), row scales included.
@@ -89,7 +91,15 @@ void run_gemm_vnni(const kernels::Int8Gemm& p, const VnniRows& rows) {
 
 void run_gemm(const kernels::Int8Gemm& p) {
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
-  if (detail::use_avx512vnni() && p.m >= kVnniMinRows) {
+  if (detail::use_avx512vnni() && p.m < vnni_min_rows(p.n, p.k)) {
+    std::vector<int32_t> xsum(static_cast<size_t>(p.m));
+    int8_row_sums(p.xq, p.m, p.k, xsum.data());
+    parallel_for(p.n, gemm_grain(p.m, p.k, p.n), [&](int64_t b, int64_t e) {
+      kernels::int8_gemv_avx512vnni(p, xsum.data(), b, e);
+    });
+    return;
+  }
+  if (detail::use_avx512vnni()) {
     VnniRows rows(p.m, p.k);
     for_row_tiles(p.m, p.k, [&](int64_t b, int64_t e) {
       kernels::int8_pack_rows_vnni(p.xq, p.m, p.k, b, e, rows.a.data(), rows.xsum.data());
@@ -115,7 +125,7 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, 
   check_ptr(fn, "scales", scales, n);
   check_ptr(fn, "y", y, m * n);
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
-  if (detail::use_avx512vnni() && m >= kVnniMinRows) {
+  if (detail::use_avx512vnni() && m >= vnni_min_rows(n, k)) {
     // Quantized straight into the packed layout: the int8 rows are never written row-major.
     VnniRows rows(m, k);
     for_row_tiles(m, k, [&](int64_t b, int64_t e) {

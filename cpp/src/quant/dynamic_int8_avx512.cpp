@@ -26,9 +26,10 @@
 namespace wattwise::quant::kernels {
 namespace {
 
-constexpr int64_t kPanel = 32;                 // output channels per packed panel (two zmm)
-constexpr int64_t kPanelGroupBytes = 128;      // one group of four inputs for 32 channels
-constexpr int64_t kRowBlockBytes = 160 << 10;  // packed activation rows kept in L2
+constexpr int64_t kPanel = 32;                    // output channels per packed panel (two zmm)
+constexpr int64_t kPanelGroupBytes = 128;         // one group of four inputs for 32 channels
+constexpr int64_t kRowBlockBytes = 160 << 10;     // packed activation rows kept in L2
+constexpr int64_t kPackedChunkBytes = 384 << 10;  // packed weights kept in L2
 
 inline int32_t load_i32(const int8_t* p) {
   int32_t v;
@@ -260,20 +261,147 @@ void int8_gemm_avx512vnni_packed(const Int8Gemm& p, const int32_t* a, const int3
   const int64_t block =
       std::max<int64_t>(1, kRowBlockBytes / (4 * std::max<int64_t>(groups, 1) * kVnniRows)) *
       kVnniRows;
+  const int64_t panel_bytes = groups * kPanelGroupBytes;
   // Thread-local scratch: a worker reuses its buffer from call to call.
   thread_local std::vector<uint8_t> packed;
-  packed.resize(static_cast<size_t>(panels * groups * kPanelGroupBytes));
-  int8_pack_vnni(p.q, p.k, n_begin, n_end, packed.data());
-  for (int64_t r0 = m_begin; r0 < m_end; r0 += block) {
-    const int64_t r1 = std::min(m_end, r0 + block);
-    for (int64_t pi = 0; pi < panels; ++pi) {
-      const int64_t j0 = n_begin + pi * kPanel;
-      const Panel pn{packed.data() + pi * groups * kPanelGroupBytes, j0,
-                     std::min(kPanel, n_end - j0)};
-      for (int64_t r = r0; r < r1; r += kVnniRows) {
-        tile<kVnniRows>(p, a + r * groups, xsum, r, std::min<int64_t>(kVnniRows, r1 - r), pn);
+  const auto run_panel = [&](const uint8_t* data, int64_t pi, int64_t r0, int64_t r1) {
+    const int64_t j0 = n_begin + pi * kPanel;
+    const Panel pn{data, j0, std::min(kPanel, n_end - j0)};
+    for (int64_t r = r0; r < r1; r += kVnniRows) {
+      tile<kVnniRows>(p, a + r * groups, xsum, r, std::min<int64_t>(kVnniRows, r1 - r), pn);
+    }
+  };
+  if (panels * panel_bytes <= kPackedChunkBytes) {
+    // All panels packed up front, then each block of rows passes over all of them while
+    // it stays in L2.
+    packed.resize(static_cast<size_t>(panels * panel_bytes));
+    int8_pack_vnni(p.q, p.k, n_begin, n_end, packed.data());
+    for (int64_t r0 = m_begin; r0 < m_end; r0 += block) {
+      const int64_t r1 = std::min(m_end, r0 + block);
+      for (int64_t pi = 0; pi < panels; ++pi) {
+        run_panel(packed.data() + pi * panel_bytes, pi, r0, r1);
       }
     }
+  } else {
+    // Long rows: the packed chunk would not stay in L2, so each panel is packed and used
+    // by every row at once, while it is still in cache.
+    packed.resize(static_cast<size_t>(panel_bytes));
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      const int64_t j0 = n_begin + pi * kPanel;
+      int8_pack_vnni(p.q, p.k, j0, std::min(n_end, j0 + kPanel), packed.data());
+      run_panel(packed.data(), pi, m_begin, m_end);
+    }
+  }
+}
+
+namespace {
+
+// Eight accumulators to their eight horizontal sums, in order.
+inline __m256i reduce8(const __m512i* v) {
+  __m512i t[4], u[2];
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  // u[i], 128-bit lane L: the partial sums of accumulators 4i .. 4i+3 over lane L.
+  for (int i = 0; i < 2; ++i) {
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
+                            _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+  }
+  const __m512i v0 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88),
+                                      _mm512_shuffle_i32x4(u[0], u[1], 0xdd));
+  return _mm512_castsi512_si256(
+      _mm512_add_epi32(_mm512_shuffle_i32x4(v0, v0, 0x88), _mm512_shuffle_i32x4(v0, v0, 0xdd)));
+}
+
+// Rows [m0, m0 + MR) against channels [j0, j0 + NR) of row-major weights; NR is 8 or 1.
+template <int MR, int NR>
+void gemv_tile(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0) {
+  const int64_t k = p.k;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i acc[MR * NR];  // [i][j] flattened: a 2-D array makes GCC copy it each step
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i * NR + j] = _mm512_setzero_si512();
+  // The main loop and the tail are written out separately: with one shared lambda GCC copies
+  // every accumulator through spare registers on each step.
+  int64_t t = 0;
+  for (; t + 64 <= k; t += 64) {
+    __m512i x[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) x[i] = _mm512_loadu_si512(p.xq + (m0 + i) * k + t);
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) {
+      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(p.q + (j0 + j) * k + t), flip);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) acc[i * NR + j] = _mm512_dpbusd_epi32(acc[i * NR + j], u, x[i]);
+    }
+  }
+  if (t < k) {
+    // Past k both loads give zeros: a zero activation cancels the weight's offset.
+    const __mmask64 mask = (__mmask64{1} << (k - t)) - 1;
+    __m512i x[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) x[i] = _mm512_maskz_loadu_epi8(mask, p.xq + (m0 + i) * k + t);
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) {
+      const __m512i u =
+          _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, p.q + (j0 + j) * k + t), flip);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) acc[i * NR + j] = _mm512_dpbusd_epi32(acc[i * NR + j], u, x[i]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const int64_t row = m0 + i;
+    const int32_t offset = static_cast<int32_t>(static_cast<uint32_t>(xsum[row]) << 7);
+    if constexpr (NR == 8) {
+      __m256i corr = _mm256_set1_epi32(offset);
+      if (p.xzp != nullptr) {
+        const __m256i wsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.wsum + j0));
+        corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(_mm256_set1_epi32(p.xzp[row]), wsum));
+      }
+      // A copy goes to reduce8: passing acc's own address would make GCC keep every
+      // accumulator in memory through the loop.
+      __m512i sums[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) sums[j] = acc[i * NR + j];
+      const __m256 s = _mm256_cvtepi32_ps(_mm256_sub_epi32(reduce8(sums), corr));
+      const __m256 scale =
+          _mm256_mul_ps(_mm256_set1_ps(p.xscales[row]), _mm256_loadu_ps(p.wscales + j0));
+      const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + j0) : _mm256_setzero_ps();
+      _mm256_storeu_ps(p.y + row * p.n + j0, _mm256_add_ps(_mm256_mul_ps(s, scale), bias));
+    } else {
+      uint32_t s = static_cast<uint32_t>(_mm512_reduce_add_epi32(acc[i * NR])) -
+                   static_cast<uint32_t>(offset);
+      if (p.xzp != nullptr) {
+        s -= static_cast<uint32_t>(p.xzp[row]) * static_cast<uint32_t>(p.wsum[j0]);
+      }
+      p.y[row * p.n + j0] =
+          static_cast<float>(static_cast<int32_t>(s)) * (p.xscales[row] * p.wscales[j0]) +
+          (p.bias != nullptr ? p.bias[j0] : 0.f);
+    }
+  }
+}
+
+template <int MR>
+void gemv_rows(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0, int64_t j1) {
+  for (; j0 + 8 <= j1; j0 += 8) gemv_tile<MR, 8>(p, xsum, m0, j0);
+  for (; j0 < j1; ++j0) gemv_tile<MR, 1>(p, xsum, m0, j0);
+}
+
+}  // namespace
+
+void int8_gemv_avx512vnni(const Int8Gemm& p, const int32_t* xsum, int64_t n_begin, int64_t n_end) {
+  // Channel blocks small enough that their weights stay in L1 while every row group passes:
+  // the weights come from memory once, however many rows there are.
+  const int64_t block = std::max<int64_t>(8, (32 << 10) / std::max<int64_t>(p.k, 1) / 8 * 8);
+  for (int64_t c0 = n_begin; c0 < n_end; c0 += block) {
+    const int64_t c1 = std::min(n_end, c0 + block);
+    int64_t r = 0;
+    for (; r + 2 <= p.m; r += 2) gemv_rows<2>(p, xsum, r, c0, c1);
+    if (r < p.m) gemv_rows<1>(p, xsum, r, c0, c1);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -118,8 +119,9 @@ TEST(Int8Gemm, ExtremeValuesDoNotSaturate) {
 #endif
 }
 
-// The VNNI kernel: activation rows across whole register tiles and their tails, inputs that
-// are not a multiple of four or of the 64-input packing step, partial 32-channel panels.
+// The VNNI kernels (packed GEMM and row-major GEMV): activation rows across whole register
+// tiles and their tails, inputs that are not a multiple of four or of the 64-input step,
+// partial 32-channel panels and 8-channel GEMV tiles.
 class Int8GemmVnni : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
 
 TEST_P(Int8GemmVnni, MatchesRefExactly) {
@@ -147,6 +149,12 @@ TEST_P(Int8GemmVnni, MatchesRefExactly) {
         p.y = y_vnni.data();
         kernels::int8_gemm_avx512vnni(p, 0, n);
         ASSERT_EQ(y_vnni, y_ref) << "m=" << m;
+        std::vector<int32_t> xsum(m);
+        int8_row_sums(xq.data(), m, k, xsum.data());
+        std::vector<float> y_gemv(m * n, -4.f);
+        p.y = y_gemv.data();
+        kernels::int8_gemv_avx512vnni(p, xsum.data(), 0, n);
+        ASSERT_EQ(y_gemv, y_ref) << "GEMV, m=" << m;
         // A channel range that starts inside the matrix leaves the other outputs alone.
         if (n > 40) {
           std::vector<float> y_part(m * n, -3.f);
@@ -288,19 +296,47 @@ INSTANTIATE_TEST_SUITE_P(Sizes, HalfKernels,
                          ::testing::Combine(::testing::ValuesIn(kRows), ::testing::ValuesIn(kCols),
                                             ::testing::Values(0, 1)));
 
-// The threaded entry point on a shape big enough to split, against the scalar reference.
-TEST(Int8DynamicLinear, EntryPointMatchesReferenceComposition) {
-  const int64_t m = 7, k = 300, n = 130;
-  const std::vector<float> w = randn(n * k, 10), x = randn(m * k, 11), bias = randn(n, 12);
-  std::vector<int8_t> q(n * k), xq(m * k);
-  std::vector<float> ws(n), xs(m), y(m * n), want(m * n);
+// The threaded entry points at every kernel level this CPU has, on row counts that take the
+// GEMV and the packed-GEMM paths, against the scalar reference composition. Dynamic and
+// static (quint8 with a zero point) activations.
+TEST(Int8DynamicLinear, EntryPointsMatchReferenceCompositionAtEveryLevel) {
+  const int64_t k = 300, n = 130;
+  const std::vector<float> w = randn(n * k, 10), bias = randn(n, 12);
+  std::vector<int8_t> q(n * k);
+  std::vector<float> ws(n);
+  std::vector<int32_t> wsum(n);
   int8_quantize(w.data(), n, k, q.data(), ws.data());
-  int8_dynamic_linear(x.data(), m, k, q.data(), ws.data(), bias.data(), n, y.data());
-  kernels::int8_quantize_ref(x.data(), k, 0, m, xq.data(), xs.data());
-  kernels::int8_gemm_ref({xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr,
-                          bias.data(), n, want.data()},
-                         0, n);
-  EXPECT_EQ(y, want);
+  int8_row_sums(q.data(), n, k, wsum.data());
+  std::vector<std::string> levels = {"scalar"};
+  if (detected_simd() >= SimdLevel::kAvx2) levels.push_back("avx2");
+  if (detected_simd() >= SimdLevel::kAvx512Vnni) levels.push_back("avx512vnni");
+  for (const int64_t m : {1, 7, 40}) {
+    const std::vector<float> x = randn(m * k, 11);
+    std::vector<int8_t> xq(m * k);
+    std::vector<float> xs(m), want(m * n), want_static(m * n);
+    kernels::int8_quantize_ref(x.data(), k, 0, m, xq.data(), xs.data());
+    kernels::int8_gemm_ref({xq.data(), xs.data(), nullptr, m, k, q.data(), ws.data(), nullptr,
+                            bias.data(), n, want.data()},
+                           0, n);
+    // Static: scale 0.02, zero point 131 in [0, 255], stored shifted by 128.
+    kernels::quantize_affine_ref(x.data(), k, 0, m, 1.f / 0.02f, 131, 0, 255, 128, xq.data());
+    const std::vector<float> xs_static(m, 0.02f);
+    const std::vector<int32_t> xzp(m, 3);
+    kernels::int8_gemm_ref({xq.data(), xs_static.data(), xzp.data(), m, k, q.data(), ws.data(),
+                            wsum.data(), bias.data(), n, want_static.data()},
+                           0, n);
+    for (const std::string& level : levels) {
+      set_simd(level);
+      std::vector<float> y(m * n, -1.f);
+      int8_dynamic_linear(x.data(), m, k, q.data(), ws.data(), bias.data(), n, y.data());
+      EXPECT_EQ(y, want) << level << " m=" << m;
+      std::fill(y.begin(), y.end(), -1.f);
+      int8_static_linear(x.data(), m, k, 0.02f, 131, 0, 255, q.data(), ws.data(), wsum.data(),
+                         bias.data(), n, y.data());
+      EXPECT_EQ(y, want_static) << level << " m=" << m;
+    }
+    set_simd("auto");
+  }
 }
 
 TEST(Int8StaticLinear, RejectsBadQParams) {

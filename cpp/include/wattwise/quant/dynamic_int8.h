@@ -82,6 +82,9 @@ void int8_gemm_avx2(const Int8Gemm& p, int64_t n_begin, int64_t n_end);
 // Needs AVX-512 F/BW/VL/VNNI. Packs the activations (int8_pack_rows_vnni) and weights
 // [n_begin, n_end) (int8_pack_vnni) itself, so it pays off from a few activation rows up.
 void int8_gemm_avx512vnni(const Int8Gemm& p, int64_t n_begin, int64_t n_end);
+// Few activation rows: row-major weights read once, no packing (vpdpbusd with the weights
+// as the unsigned side); xsum[i] = sum of xq row i (int8_row_sums).
+void int8_gemv_avx512vnni(const Int8Gemm& p, const int32_t* xsum, int64_t n_begin, int64_t n_end);
 // The same on activations packed once for all threads: rows [m_begin, m_end) (m_begin a
 // multiple of kVnniRows) against channels [n_begin, n_end), whose weights it packs into
 // thread-local scratch.
