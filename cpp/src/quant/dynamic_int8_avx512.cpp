@@ -314,7 +314,19 @@ inline __m256i reduce8(const __m512i* v) {
       _mm512_add_epi32(_mm512_shuffle_i32x4(v0, v0, 0x88), _mm512_shuffle_i32x4(v0, v0, 0xdd)));
 }
 
-// Rows [m0, m0 + MR) against channels [j0, j0 + NR) of row-major weights; NR is 8 or 1.
+// Four accumulators to their four horizontal sums, in order.
+inline __m128i reduce4(const __m512i* v) {
+  const __m512i t0 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+  const __m512i t1 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+  // 128-bit lane L of u: the partial sums of the four accumulators over lane L.
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+  const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// Rows [m0, m0 + MR) against channels [j0, j0 + NR) of row-major weights; NR is 8, 4 or 1.
 template <int MR, int NR>
 void gemv_tile(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0) {
   const int64_t k = p.k;
@@ -372,6 +384,19 @@ void gemv_tile(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0) {
           _mm256_mul_ps(_mm256_set1_ps(p.xscales[row]), _mm256_loadu_ps(p.wscales + j0));
       const __m256 bias = p.bias != nullptr ? _mm256_loadu_ps(p.bias + j0) : _mm256_setzero_ps();
       _mm256_storeu_ps(p.y + row * p.n + j0, _mm256_add_ps(_mm256_mul_ps(s, scale), bias));
+    } else if constexpr (NR == 4) {
+      __m128i corr = _mm_set1_epi32(offset);
+      if (p.xzp != nullptr) {
+        const __m128i wsum = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.wsum + j0));
+        corr = _mm_add_epi32(corr, _mm_mullo_epi32(_mm_set1_epi32(p.xzp[row]), wsum));
+      }
+      __m512i sums[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) sums[j] = acc[i * NR + j];
+      const __m128 s = _mm_cvtepi32_ps(_mm_sub_epi32(reduce4(sums), corr));
+      const __m128 scale = _mm_mul_ps(_mm_set1_ps(p.xscales[row]), _mm_loadu_ps(p.wscales + j0));
+      const __m128 bias = p.bias != nullptr ? _mm_loadu_ps(p.bias + j0) : _mm_setzero_ps();
+      _mm_storeu_ps(p.y + row * p.n + j0, _mm_add_ps(_mm_mul_ps(s, scale), bias));
     } else {
       uint32_t s = static_cast<uint32_t>(_mm512_reduce_add_epi32(acc[i * NR])) -
                    static_cast<uint32_t>(offset);
@@ -385,9 +410,12 @@ void gemv_tile(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0) {
   }
 }
 
+// One or two rows: eight channels a step (the weights dominate the loads). Four rows: four
+// channels, which loads each activation and weight vector once per 16 vpdpbusd.
 template <int MR>
 void gemv_rows(const Int8Gemm& p, const int32_t* xsum, int64_t m0, int64_t j0, int64_t j1) {
-  for (; j0 + 8 <= j1; j0 += 8) gemv_tile<MR, 8>(p, xsum, m0, j0);
+  constexpr int kNr = MR >= 4 ? 4 : 8;
+  for (; j0 + kNr <= j1; j0 += kNr) gemv_tile<MR, kNr>(p, xsum, m0, j0);
   for (; j0 < j1; ++j0) gemv_tile<MR, 1>(p, xsum, m0, j0);
 }
 
@@ -400,6 +428,7 @@ void int8_gemv_avx512vnni(const Int8Gemm& p, const int32_t* xsum, int64_t n_begi
   for (int64_t c0 = n_begin; c0 < n_end; c0 += block) {
     const int64_t c1 = std::min(n_end, c0 + block);
     int64_t r = 0;
+    for (; r + 4 <= p.m; r += 4) gemv_rows<4>(p, xsum, r, c0, c1);
     for (; r + 2 <= p.m; r += 2) gemv_rows<2>(p, xsum, r, c0, c1);
     if (r < p.m) gemv_rows<1>(p, xsum, r, c0, c1);
   }
