@@ -27,6 +27,7 @@ void bind_common(py::module_& m) {
         features["f16c"] = f.f16c;
         features["avx512f"] = f.avx512f;
         features["avx512bw"] = f.avx512bw;
+        features["avx512vl"] = f.avx512vl;
         features["avx512_vnni"] = f.avx512vnni;
         features["avx_vnni"] = f.avxvnni;
         d["features"] = features;
@@ -35,7 +36,8 @@ void bind_common(py::module_& m) {
       "CPU features, the active kernel path and the thread count wattwise uses.");
 
   m.def("set_simd", &set_simd, py::arg("level"),
-        "Force the kernel path: 'auto', 'avx2' or 'scalar' (the reference kernels).");
+        "Force the kernel path: 'auto', 'avx512vnni', 'avx2' or 'scalar' (the reference "
+        "kernels).");
 }
 
 }  // namespace wattwise::bindings

@@ -19,7 +19,9 @@ __version__ = _build_config.WATTWISE_VERSION
 def cpu_info() -> dict:
     """The CPU as wattwise sees it.
 
-    Returns a dict with ``simd`` (the kernel path in use: ``"avx2"`` or ``"scalar"``),
+    Returns a dict with ``simd`` (the kernel path in use: ``"avx512vnni"``, ``"avx2"`` or
+    ``"scalar"``; only the int8 x int8 kernels have an AVX-512 VNNI variant, the others run
+    their AVX2 version at that level),
     ``simd_detected`` (the best path this CPU and build support), ``model``,
     ``logical_cpus``, ``physical_cores``, ``num_threads`` (threads the kernels use; they
     run on torch's intra-op pool, so ``torch.set_num_threads`` applies), ``thread_pool``
@@ -31,8 +33,8 @@ def cpu_info() -> dict:
 def set_simd(level: str) -> None:
     """Force the kernel path for the whole process.
 
-    ``level`` is ``"auto"`` (the best available, the default), ``"avx2"`` or ``"scalar"``
-    (the reference kernels, useful to rule out a kernel bug). The environment variable
+    ``level`` is ``"auto"`` (the best available, the default), ``"avx512vnni"``, ``"avx2"``
+    or ``"scalar"`` (the reference kernels, useful to rule out a kernel bug). The environment variable
     ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError`` for an unknown level
     or one this CPU cannot run.
     """

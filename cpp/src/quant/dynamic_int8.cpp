@@ -67,6 +67,7 @@ void for_row_tiles(int64_t m, int64_t k, const Body& body) {
 // packs its own weights.
 void run_gemm_vnni(const kernels::Int8Gemm& p, const VnniRows& rows) {
   using kernels::kVnniRows;
+  if (p.m == 0 || p.n == 0) return;  // (the grid below divides by its chunk counts)
   const int64_t threads = get_num_threads();
   const int64_t panels = (p.n + 31) / 32;
   const int64_t chunk_panels =

@@ -339,6 +339,29 @@ TEST(Int8DynamicLinear, EntryPointsMatchReferenceCompositionAtEveryLevel) {
   }
 }
 
+// Empty dimensions with enough rows for the packed path: nothing to compute (n = 0), or
+// outputs that are the bias alone (k = 0).
+TEST(Int8DynamicLinear, EmptyDimensionsAtEveryLevel) {
+  for (const char* level : {"scalar", "avx2", "avx512vnni"}) {
+    try {
+      set_simd(level);
+    } catch (const std::invalid_argument&) {
+      continue;  // not on this CPU
+    }
+    const int64_t m = 40;
+    const std::vector<float> x = randn(m * 8, 30), bias = randn(5, 31);
+    std::vector<float> y(m * 5, -1.f);
+    int8_dynamic_linear(x.data(), m, 8, nullptr, nullptr, nullptr, 0, nullptr);
+    const std::vector<int8_t> q;
+    const std::vector<float> ws(5, 1.f);
+    int8_dynamic_linear(nullptr, m, 0, q.data(), ws.data(), bias.data(), 5, y.data());
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < 5; ++j) ASSERT_EQ(y[i * 5 + j], bias[j]) << level;
+    }
+  }
+  set_simd("auto");
+}
+
 TEST(Int8StaticLinear, RejectsBadQParams) {
   EXPECT_THROW(check_static_qparams(0.f, 0, -128, 127), std::invalid_argument);
   EXPECT_THROW(check_static_qparams(std::nanf(""), 0, -128, 127), std::invalid_argument);
