@@ -34,8 +34,8 @@ def set_simd(level: str) -> None:
     """Force the kernel path for the whole process.
 
     ``level`` is ``"auto"`` (the best available, the default), ``"avx512vnni"``, ``"avx2"``
-    or ``"scalar"`` (the reference kernels, useful to rule out a kernel bug). The environment variable
-    ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError`` for an unknown level
+    or ``"scalar"`` (the reference kernels, useful to rule out a kernel bug). The
+    environment variable ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError`` for an unknown level
     or one this CPU cannot run.
     """
     if not isinstance(level, str):

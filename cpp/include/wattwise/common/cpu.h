@@ -34,8 +34,8 @@ SimdLevel detected_simd();
 // detected_simd().
 SimdLevel active_simd();
 
-// Forces a level by name ("scalar", "avx2", "avx512vnni" or "auto"). Throws std::invalid_argument for an
-// unknown name or for a level this CPU or build cannot run.
+// Forces a level by name ("scalar", "avx2", "avx512vnni" or "auto"). Throws std::invalid_argument
+// for an unknown name or for a level this CPU or build cannot run.
 void set_simd(const std::string& name);
 
 const char* simd_name(SimdLevel level);
