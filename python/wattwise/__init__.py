@@ -35,8 +35,8 @@ def set_simd(level: str) -> None:
 
     ``level`` is ``"auto"`` (the best available, the default), ``"avx512vnni"``, ``"avx2"``
     or ``"scalar"`` (the reference kernels, useful to rule out a kernel bug). The
-    environment variable ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError`` for an unknown level
-    or one this CPU cannot run.
+    environment variable ``WATTWISE_SIMD`` sets the same at start-up. Raises ``ValueError``
+    for an unknown level or one this CPU cannot run.
     """
     if not isinstance(level, str):
         raise TypeError(f"set_simd: level must be a str, got {type(level).__name__}")
