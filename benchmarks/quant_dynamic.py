@@ -2,11 +2,13 @@
 torch fp32, torch.ao quantize_dynamic (when this torch still ships it) and torchao (when
 installed), on a layer stack larger than the L3 cache and on MiniLM-L6 sentence embeddings.
 
-    flock /tmp/wattwise-cpu.lock python benchmarks/quant_dynamic.py [--quick] [--peers-isa avx2]
+    flock /tmp/wattwise-cpu.lock python benchmarks/quant_dynamic.py [--quick] [--isa avx2]
 
-``--peers-isa avx2`` restricts torch's own kernels (ATen, MKL, oneDNN, FBGEMM) to AVX2, as
-on the ordinary AVX2 CPUs wattwise targets; without it, peers use every ISA this CPU has
-(AVX-512 and AVX-512 VNNI on a Zen 4/5 EPYC), while wattwise's kernels are AVX2 either way.
+``--isa avx2`` restricts every library to AVX2, as on the ordinary AVX2 CPUs without VNNI
+that wattwise targets: torch's own kernels (ATen, MKL, oneDNN, FBGEMM) through their
+environment variables and wattwise through ``WATTWISE_SIMD=avx2``. Without it, each uses
+every ISA this CPU has (AVX-512 and AVX-512 VNNI on a Zen 4/5 EPYC: wattwise's int8 x int8
+kernels then run their VNNI version).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import os
 import sys
 import warnings
 
-if "--peers-isa" in sys.argv and sys.argv[sys.argv.index("--peers-isa") + 1 :][:1] == ["avx2"]:
-    # Read by the libraries at load time, so set before torch is imported.
+if "--isa" in sys.argv and sys.argv[sys.argv.index("--isa") + 1 :][:1] == ["avx2"]:
+    # Read by the libraries at load time, so set before torch (and wattwise) are imported.
     os.environ.update(
+        WATTWISE_SIMD="avx2",
         ATEN_CPU_CAPABILITY="avx2",
         MKL_ENABLE_INSTRUCTIONS="AVX2",
         ONEDNN_MAX_CPU_ISA="AVX2",
@@ -201,10 +204,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="shorter timing runs (~1 minute)")
     p.add_argument("--only", choices=["stack", "minilm"], help="run one of the two parts")
     p.add_argument(
-        "--peers-isa",
+        "--isa",
         choices=["native", "avx2"],
         default="native",
-        help="ISA torch/torch.ao/torchao may use (wattwise always runs its AVX2 kernels)",
+        help="ISA every library may use: all this CPU has, or AVX2 only (an AVX2 machine)",
     )
     args = p.parse_args()
     args.batches = [1, 8, 32, 128]
@@ -213,7 +216,7 @@ def main() -> None:
     print(
         f"machine: {info['model']}, {info['logical_cpus']} logical CPUs, wattwise kernels "
         f"{info['simd']}, torch {torch.__version__} with {torch.get_num_threads()} threads; "
-        f"peers' ISA {args.peers_isa} (torch CPU capability "
+        f"ISA {args.isa} (torch CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()})"
     )
     if args.only in (None, "stack"):
