@@ -32,20 +32,21 @@ int64_t gemm_grain(int64_t m, int64_t k, int64_t n) {
   return (g + 7) / 8 * 8;
 }
 
-// The VNNI GEMM packs its weights on every call (a transposing pass over them); below this
-// many activation rows the row-major GEMV, which reads them as they are, is faster. Weights
-// too large for the caches make the packing pass slower, hence the higher bar (measured on
-// a Zen 5: crossovers near 8 rows for 384 x 1536 and 20 rows for 4096 x 4096).
-int64_t vnni_min_rows(int64_t n, int64_t k) { return n * k >= (int64_t{4} << 20) ? 24 : 8; }
+// The packed GEMMs (VNNI and AVX2) pack their weights on every call, a transposing pass
+// over them; below this many activation rows the row-major kernels, which read the weights as
+// they are, are faster. Weights too large for the caches make the packing pass slower, hence
+// the higher bar (measured on a Zen 5: crossovers near 8 rows for 384 x 1536 weights and 20
+// rows for 4096 x 4096, at both levels).
+int64_t packed_min_rows(int64_t n, int64_t k) { return n * k >= (int64_t{4} << 20) ? 24 : 8; }
 
-#ifdef WATTWISE_HAVE_AVX512_KERNELS
-// Packed activations for the VNNI kernel (kernels::int8_pack_rows_vnni), row scales included.
-struct VnniRows {
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+// Activations packed in register tiles (kernels::int8_pack_rows_vnni), row sums and scales.
+struct PackedRows {
   std::vector<int32_t> a;
-  std::vector<int32_t> xsum;
+  std::vector<int32_t> xsum;  // VNNI only
   std::vector<float> xscales;
   int64_t tiles;
-  VnniRows(int64_t m, int64_t k)
+  PackedRows(int64_t m, int64_t k)
       : a(static_cast<size_t>((m + kernels::kVnniRows - 1) / kernels::kVnniRows *
                               kernels::kVnniRows * ((k + 3) / 4))),
         xsum(static_cast<size_t>(m)),
@@ -61,11 +62,11 @@ void for_row_tiles(int64_t m, int64_t k, const Body& body) {
                [&](int64_t b, int64_t e) { body(b * kVnniRows, std::min(m, e * kVnniRows)); });
 }
 
-// The VNNI product over a grid of (row block, channel block) tasks on packed activations.
-// Channel blocks are whole 32-channel panels; row blocks are only cut when there are too few
-// channel blocks to keep every thread busy, and never below 64 rows, because each task
-// packs its own weights.
-void run_gemm_vnni(const kernels::Int8Gemm& p, const VnniRows& rows) {
+// A packed GEMM over a grid of (row block, channel block) tasks. Channel blocks are whole
+// 32-channel panels; row blocks (whole 12-row tiles) are only cut when there are too few
+// channel blocks to keep every thread busy, and never below 64 rows, because each task packs
+// its own weights.
+void run_packed_gemm(const kernels::Int8Gemm& p, const PackedRows& rows, bool vnni) {
   using kernels::kVnniRows;
   if (p.m == 0 || p.n == 0) return;  // (the grid below divides by its chunk counts)
   const int64_t threads = get_num_threads();
@@ -84,15 +85,24 @@ void run_gemm_vnni(const kernels::Int8Gemm& p, const VnniRows& rows) {
       const int64_t r1 = std::min(p.m, r0 + tiles_per_chunk * kVnniRows);
       const int64_t c0 = (t % n_chunks) * chunk_panels * 32;
       const int64_t c1 = std::min(p.n, c0 + chunk_panels * 32);
-      kernels::int8_gemm_avx512vnni_packed(p, rows.a.data(), rows.xsum.data(), r0, r1, c0, c1);
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+      if (vnni) {
+        kernels::int8_gemm_avx512vnni_packed(p, rows.a.data(), rows.xsum.data(), r0, r1, c0, c1);
+        continue;
+      }
+#endif
+      kernels::int8_gemm_avx2_packed(p, rows.a.data(), r0, r1, c0, c1);
     }
   });
 }
 #endif
 
 void run_gemm(const kernels::Int8Gemm& p) {
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  const bool vnni = detail::use_avx512vnni();
+  const bool packed = p.m >= packed_min_rows(p.n, p.k);
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
-  if (detail::use_avx512vnni() && p.m < vnni_min_rows(p.n, p.k)) {
+  if (vnni && !packed) {
     std::vector<int32_t> xsum(static_cast<size_t>(p.m));
     int8_row_sums(p.xq, p.m, p.k, xsum.data());
     parallel_for(p.n, gemm_grain(p.m, p.k, p.n), [&](int64_t b, int64_t e) {
@@ -100,12 +110,19 @@ void run_gemm(const kernels::Int8Gemm& p) {
     });
     return;
   }
-  if (detail::use_avx512vnni()) {
-    VnniRows rows(p.m, p.k);
+#endif
+  if (use_avx2() && packed) {
+    PackedRows rows(p.m, p.k);
     for_row_tiles(p.m, p.k, [&](int64_t b, int64_t e) {
-      kernels::int8_pack_rows_vnni(p.xq, p.m, p.k, b, e, rows.a.data(), rows.xsum.data());
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+      if (vnni) {
+        kernels::int8_pack_rows_vnni(p.xq, p.m, p.k, b, e, rows.a.data(), rows.xsum.data());
+        return;
+      }
+#endif
+      kernels::int8_pack_rows_avx2(p.xq, p.m, p.k, b, e, rows.a.data());
     });
-    run_gemm_vnni(p, rows);
+    run_packed_gemm(p, rows, vnni);
     return;
   }
 #endif
@@ -126,15 +143,15 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, 
   check_ptr(fn, "scales", scales, n);
   check_ptr(fn, "y", y, m * n);
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
-  if (detail::use_avx512vnni() && m >= vnni_min_rows(n, k)) {
+  if (detail::use_avx512vnni() && m >= packed_min_rows(n, k)) {
     // Quantized straight into the packed layout: the int8 rows are never written row-major.
-    VnniRows rows(m, k);
+    PackedRows rows(m, k);
     for_row_tiles(m, k, [&](int64_t b, int64_t e) {
       kernels::int8_quantize_rows_vnni(x, m, k, b, e, rows.a.data(), rows.xsum.data(),
                                        rows.xscales.data());
     });
-    run_gemm_vnni({nullptr, rows.xscales.data(), nullptr, m, k, q, scales, nullptr, bias, n, y},
-                  rows);
+    run_packed_gemm({nullptr, rows.xscales.data(), nullptr, m, k, q, scales, nullptr, bias, n, y},
+                    rows, true);
     return;
   }
 #endif

@@ -5,6 +5,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "wattwise/quant/dynamic_int8.h"
 
@@ -153,6 +155,189 @@ void int8_gemm_avx2(const Int8Gemm& p, int64_t n_begin, int64_t n_end) {
     int64_t r = 0;
     for (; r + 2 <= p.m; r += 2) int8_rows<2, 4>(p, r, c0, c1);
     for (; r < p.m; ++r) int8_rows<1, 8>(p, r, c0, c1);
+  }
+}
+
+// ---- packed GEMM ------------------------------------------------------------------------
+// The same packed layouts as the VNNI kernel (dynamic_int8.h): weights in 32-channel panels
+// of q + 128, activations in 12-row tiles of 4-input words. Each step broadcasts one row's
+// four inputs against 16 channels; the sign transfer then works per byte exactly as in the
+// row-major kernel, with no horizontal sums at the end.
+
+namespace {
+
+// 8 x 8 transpose of 32-bit elements: r[i] holds row i, afterwards r[j] holds column j.
+inline void transpose8(__m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // u[4b + j], 128-bit lane L: rows 4b .. 4b+3 of column 4L + j.
+  for (int b = 0; b < 8; b += 4) {
+    u[b] = _mm256_unpacklo_epi64(t[b], t[b + 2]);
+    u[b + 1] = _mm256_unpackhi_epi64(t[b], t[b + 2]);
+    u[b + 2] = _mm256_unpacklo_epi64(t[b + 1], t[b + 3]);
+    u[b + 3] = _mm256_unpackhi_epi64(t[b + 1], t[b + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+  }
+}
+
+constexpr int64_t kPanel = 32;
+constexpr int64_t kGroupBytes = 128;              // one group of four inputs for a 32-channel panel
+constexpr int kMr = 4;                            // activation rows per register tile
+constexpr int64_t kRowBlockBytes = 96 << 10;      // packed activation rows kept in L2
+constexpr int64_t kPackedChunkBytes = 256 << 10;  // packed weights kept in L2
+
+// Lanes [0, count) of eight, as the all-ones masks vpmaskmov takes.
+inline __m256i lane_mask8(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(count, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Rows [m0, m0 + rows) (rows <= MR) of a packed tile, from sub-row `sub`, against 16 channels
+// from j0 (`nc` of them valid) whose packed bytes start at b (a panel plus 0 or 64).
+template <int MR>
+void packed_tile(const Int8Gemm& p, const int32_t* a, int64_t groups, int64_t m0, int64_t rows,
+                 const uint8_t* b, int64_t j0, int64_t nc) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < groups; ++g, b += kGroupBytes, a += kVnniRows) {
+    const __m256i w0 = _mm256_xor_si256(load256(reinterpret_cast<const int8_t*>(b)), flip);
+    const __m256i w1 = _mm256_xor_si256(load256(reinterpret_cast<const int8_t*>(b + 32)), flip);
+    for (int i = 0; i < MR; ++i) {
+      const __m256i x = _mm256_set1_epi32(a[i]);
+      const __m256i ax = _mm256_abs_epi8(x);
+      acc0[i] = _mm256_add_epi32(
+          acc0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x)), ones));
+      acc1[i] = _mm256_add_epi32(
+          acc1[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, x)), ones));
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int64_t col = j0 + 8 * h;
+    const __m256i mask = lane_mask8(nc - 8 * h);
+    if (_mm256_testz_si256(mask, mask)) continue;
+    const __m256 ws = _mm256_maskload_ps(p.wscales + col, mask);
+    const __m256 bias =
+        p.bias != nullptr ? _mm256_maskload_ps(p.bias + col, mask) : _mm256_setzero_ps();
+    const __m256i wsum =
+        p.xzp != nullptr ? _mm256_maskload_epi32(p.wsum + col, mask) : _mm256_setzero_si256();
+    for (int i = 0; i < MR; ++i) {
+      if (i >= rows) break;
+      const int64_t row = m0 + i;
+      __m256i s = h == 0 ? acc0[i] : acc1[i];
+      if (p.xzp != nullptr) {
+        s = _mm256_sub_epi32(s, _mm256_mullo_epi32(_mm256_set1_epi32(p.xzp[row]), wsum));
+      }
+      // Multiply, then add: the reference's rounding, never a fused multiply-add.
+      const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(p.xscales[row]), ws);
+      _mm256_maskstore_ps(p.y + row * p.n + col, mask,
+                          _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), scale), bias));
+    }
+  }
+}
+
+}  // namespace
+
+void int8_pack_panels_avx2(const int8_t* q, int64_t k, int64_t n_begin, int64_t n_end,
+                           uint8_t* out) {
+  const int64_t groups = (k + 3) / 4, full = k / 4;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int64_t j0 = n_begin; j0 < n_end; j0 += kPanel) {
+    const int64_t nc = std::min(kPanel, n_end - j0);
+    uint8_t* panel = out + (j0 - n_begin) / kPanel * groups * kGroupBytes;
+    for (int64_t h = 0; h < 4; ++h) {
+      int64_t g = 0;
+      if (8 * h + 8 <= nc) {
+        // Eight channels by eight groups (32 inputs) at a time: a 4-byte transpose.
+        for (; g + 8 <= full; g += 8) {
+          __m256i r[8];
+          for (int i = 0; i < 8; ++i) r[i] = load256(q + (j0 + 8 * h + i) * k + 4 * g);
+          transpose8(r);
+          for (int i = 0; i < 8; ++i) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + (g + i) * kGroupBytes + 32 * h),
+                                _mm256_xor_si256(r[i], flip));
+          }
+        }
+      }
+      for (; g < groups; ++g) {
+        for (int64_t c = 8 * h; c < 8 * h + 8; ++c) {
+          for (int64_t b = 0; b < 4; ++b) {
+            const int64_t t = 4 * g + b;
+            const int8_t v = (c < nc && t < k) ? q[(j0 + c) * k + t] : int8_t{0};
+            panel[g * kGroupBytes + 4 * c + b] = static_cast<uint8_t>(v) ^ 0x80u;
+          }
+        }
+      }
+    }
+  }
+}
+
+void int8_pack_rows_avx2(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
+                         int32_t* a) {
+  const int64_t groups = (k + 3) / 4, full = k / 4;
+  for (int64_t r = m_begin; r < m_end; ++r) {
+    const int8_t* x = xq + r * k;
+    int32_t* out = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
+    for (int64_t g = 0; g < full; ++g) std::memcpy(out + g * kVnniRows, x + 4 * g, 4);
+    if (full < groups) {
+      int32_t v = 0;
+      std::memcpy(&v, x + 4 * full, static_cast<size_t>(k - 4 * full));
+      out[full * kVnniRows] = v;
+    }
+  }
+  // Rows past m in the last tile multiply like zeros; their results are never stored.
+  if (m_end == m && m % kVnniRows != 0) {
+    for (int64_t r = m; r < (m / kVnniRows + 1) * kVnniRows; ++r) {
+      int32_t* out = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
+      for (int64_t g = 0; g < groups; ++g) out[g * kVnniRows] = 0;
+    }
+  }
+}
+
+void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, int64_t m_begin, int64_t m_end,
+                           int64_t n_begin, int64_t n_end) {
+  if (m_begin >= m_end || n_begin >= n_end) return;
+  const int64_t groups = (p.k + 3) / 4;
+  const int64_t panels = (n_end - n_begin + kPanel - 1) / kPanel;
+  const int64_t panel_bytes = groups * kGroupBytes;
+  const int64_t block =
+      std::max<int64_t>(1, kRowBlockBytes / (4 * std::max<int64_t>(groups, 1) * kVnniRows)) *
+      kVnniRows;
+  thread_local std::vector<uint8_t> packed;
+  const auto run_panel = [&](const uint8_t* data, int64_t pi, int64_t r0, int64_t r1) {
+    const int64_t j0 = n_begin + pi * kPanel;
+    const int64_t nc = std::min(kPanel, n_end - j0);
+    for (int64_t h = 0; h < 2 && 16 * h < nc; ++h) {
+      for (int64_t r = r0; r < r1; r += kMr) {
+        // r is a multiple of kMr, so a 4-row sub-tile never straddles two 12-row tiles.
+        const int32_t* at = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
+        packed_tile<kMr>(p, at, groups, r, std::min<int64_t>(kMr, r1 - r), data + 64 * h,
+                         j0 + 16 * h, nc - 16 * h);
+      }
+    }
+  };
+  if (panels * panel_bytes <= kPackedChunkBytes) {
+    packed.resize(static_cast<size_t>(panels * panel_bytes));
+    int8_pack_panels_avx2(p.q, p.k, n_begin, n_end, packed.data());
+    for (int64_t r0 = m_begin; r0 < m_end; r0 += block) {
+      const int64_t r1 = std::min(m_end, r0 + block);
+      for (int64_t pi = 0; pi < panels; ++pi)
+        run_panel(packed.data() + pi * panel_bytes, pi, r0, r1);
+    }
+  } else {
+    packed.resize(static_cast<size_t>(panel_bytes));
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      const int64_t j0 = n_begin + pi * kPanel;
+      int8_pack_panels_avx2(p.q, p.k, j0, std::min(n_end, j0 + kPanel), packed.data());
+      run_panel(packed.data(), pi, m_begin, m_end);
+    }
   }
 }
 

@@ -177,6 +177,75 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Int8GemmVnni,
                          ::testing::Combine(::testing::Values(1, 16, 31, 32, 33, 77, 100),
                                             ::testing::Values(0, 1, 3, 4, 7, 64, 65, 130, 257)));
 
+// The AVX2 packed GEMM on the same sizes: weights in [-127, 127] (the sign transfer's range),
+// activations in the full int8 range, zero points and bias.
+class Int8GemmPackedAvx2 : public ::testing::TestWithParam<std::tuple<int64_t, int64_t>> {};
+
+TEST_P(Int8GemmPackedAvx2, MatchesRefExactly) {
+  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  const auto [n, k] = GetParam();
+  const std::vector<int8_t> q = rand_i8(n * k, 41, -127, 127);
+  std::vector<int32_t> wsum(n);
+  int8_row_sums(q.data(), n, k, wsum.data());
+  const std::vector<float> ws = randn(n, 42), bias = randn(n, 43);
+  for (int64_t m : {1, 4, 11, 12, 13, 25, 40}) {
+    const std::vector<int8_t> xq = rand_i8(m * k, 44, -128, 127);
+    const std::vector<float> xs = randn(m, 45);
+    std::vector<int32_t> xzp(m);
+    for (int64_t i = 0; i < m; ++i) xzp[i] = static_cast<int32_t>(i * 53 % 256) - 128;
+    const int64_t tiles = (m + kernels::kVnniRows - 1) / kernels::kVnniRows;
+    std::vector<int32_t> a(tiles * kernels::kVnniRows * ((k + 3) / 4), 5);
+    kernels::int8_pack_rows_avx2(xq.data(), m, k, 0, m, a.data());
+    for (const int32_t* zp :
+         {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(xzp.data())}) {
+      for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+        kernels::Int8Gemm p{xq.data(), xs.data(),   zp, m, k,      q.data(),
+                            ws.data(), wsum.data(), b,  n, nullptr};
+        std::vector<float> y_ref(m * n, -1.f), y(m * n, -2.f);
+        p.y = y_ref.data();
+        kernels::int8_gemm_ref(p, 0, n);
+        p.y = y.data();
+        // Two row ranges split at a multiple of four, as the threaded entry point makes them.
+        const int64_t split = std::min<int64_t>(m, 8);
+        kernels::int8_gemm_avx2_packed(p, a.data(), 0, split, 0, n);
+        kernels::int8_gemm_avx2_packed(p, a.data(), split, m, 0, n);
+        ASSERT_EQ(y, y_ref) << "m=" << m;
+      }
+    }
+  }
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, Int8GemmPackedAvx2,
+                         ::testing::Combine(::testing::Values(1, 16, 31, 32, 33, 77, 100),
+                                            ::testing::Values(0, 1, 3, 4, 7, 32, 33, 130, 257)));
+
+TEST(Int8PackPanelsAvx2, SameLayoutAsVnniPacking) {
+  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {32, 32}, {64, 256}, {45, 130}, {7, 5}, {33, 1}, {40, 0}}) {
+    const std::vector<int8_t> q = rand_i8(n * k, 46, -128, 127);
+    const int64_t groups = (k + 3) / 4, panels = (n + 31) / 32;
+    std::vector<uint8_t> packed(panels * groups * 128, 0);
+    kernels::int8_pack_panels_avx2(q.data(), k, 0, n, packed.data());
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t c = 0; c < 32; ++c) {
+          for (int64_t b = 0; b < 4; ++b) {
+            const int64_t j = pi * 32 + c, t = 4 * g + b;
+            const int want = (j < n && t < k) ? q[j * k + t] + 128 : 128;
+            ASSERT_EQ(packed[(pi * groups + g) * 128 + 4 * c + b], want)
+                << "n=" << n << " k=" << k << " channel " << j << " input " << t;
+          }
+        }
+      }
+    }
+  }
+#endif
+}
+
 // Per-token quantization into the packed rows equals the reference quantizer followed by the
 // packing, including NaN (quantized to -127 and left out of the scale) and infinity.
 TEST(Int8QuantizeRowsVnni, MatchesReferenceThenPacking) {
