@@ -43,13 +43,15 @@ int64_t packed_min_rows(int64_t n, int64_t k) { return n * k >= (int64_t{4} << 2
 // Activations packed in register tiles (kernels::int8_pack_rows_vnni), row sums and scales.
 struct PackedRows {
   std::vector<int32_t> a;
-  std::vector<int32_t> xsum;  // VNNI only
+  std::vector<int32_t> a_abs;  // AVX2 only
+  std::vector<int32_t> xsum;   // VNNI only
   std::vector<float> xscales;
   int64_t tiles;
-  PackedRows(int64_t m, int64_t k)
+  PackedRows(int64_t m, int64_t k, bool vnni)
       : a(static_cast<size_t>((m + kernels::kVnniRows - 1) / kernels::kVnniRows *
                               kernels::kVnniRows * ((k + 3) / 4))),
-        xsum(static_cast<size_t>(m)),
+        a_abs(vnni ? 0 : a.size()),
+        xsum(static_cast<size_t>(vnni ? m : 0)),
         xscales(static_cast<size_t>(m)),
         tiles((m + kernels::kVnniRows - 1) / kernels::kVnniRows) {}
 };
@@ -91,7 +93,7 @@ void run_packed_gemm(const kernels::Int8Gemm& p, const PackedRows& rows, bool vn
         continue;
       }
 #endif
-      kernels::int8_gemm_avx2_packed(p, rows.a.data(), r0, r1, c0, c1);
+      kernels::int8_gemm_avx2_packed(p, rows.a.data(), rows.a_abs.data(), r0, r1, c0, c1);
     }
   });
 }
@@ -112,7 +114,7 @@ void run_gemm(const kernels::Int8Gemm& p) {
   }
 #endif
   if (use_avx2() && packed) {
-    PackedRows rows(p.m, p.k);
+    PackedRows rows(p.m, p.k, vnni);
     for_row_tiles(p.m, p.k, [&](int64_t b, int64_t e) {
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
       if (vnni) {
@@ -120,7 +122,7 @@ void run_gemm(const kernels::Int8Gemm& p) {
         return;
       }
 #endif
-      kernels::int8_pack_rows_avx2(p.xq, p.m, p.k, b, e, rows.a.data());
+      kernels::int8_pack_rows_avx2(p.xq, p.m, p.k, b, e, rows.a.data(), rows.a_abs.data());
     });
     run_packed_gemm(p, rows, vnni);
     return;
@@ -145,7 +147,7 @@ void int8_dynamic_linear(const float* x, int64_t m, int64_t k, const int8_t* q, 
 #ifdef WATTWISE_HAVE_AVX512_KERNELS
   if (detail::use_avx512vnni() && m >= packed_min_rows(n, k)) {
     // Quantized straight into the packed layout: the int8 rows are never written row-major.
-    PackedRows rows(m, k);
+    PackedRows rows(m, k, true);
     for_row_tiles(m, k, [&](int64_t b, int64_t e) {
       kernels::int8_quantize_rows_vnni(x, m, k, b, e, rows.a.data(), rows.xsum.data(),
                                        rows.xscales.data());

@@ -201,18 +201,19 @@ inline __m256i lane_mask8(int64_t count) {
 // Rows [m0, m0 + rows) (rows <= MR) of a packed tile, from sub-row `sub`, against 16 channels
 // from j0 (`nc` of them valid) whose packed bytes start at b (a panel plus 0 or 64).
 template <int MR>
-void packed_tile(const Int8Gemm& p, const int32_t* a, int64_t groups, int64_t m0, int64_t rows,
-                 const uint8_t* b, int64_t j0, int64_t nc) {
+void packed_tile(const Int8Gemm& p, const int32_t* a, const int32_t* a_abs, int64_t groups,
+                 int64_t m0, int64_t rows, const uint8_t* b, int64_t j0, int64_t nc) {
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   __m256i acc0[MR], acc1[MR];
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
-  for (int64_t g = 0; g < groups; ++g, b += kGroupBytes, a += kVnniRows) {
+  for (int64_t g = 0; g < groups; ++g, b += kGroupBytes, a += kVnniRows, a_abs += kVnniRows) {
     const __m256i w0 = _mm256_xor_si256(load256(reinterpret_cast<const int8_t*>(b)), flip);
     const __m256i w1 = _mm256_xor_si256(load256(reinterpret_cast<const int8_t*>(b + 32)), flip);
     for (int i = 0; i < MR; ++i) {
+      // |x| comes packed beside x: a broadcast load is cheaper than one more vector op.
       const __m256i x = _mm256_set1_epi32(a[i]);
-      const __m256i ax = _mm256_abs_epi8(x);
+      const __m256i ax = _mm256_set1_epi32(a_abs[i]);
       acc0[i] = _mm256_add_epi32(
           acc0[i], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x)), ones));
       acc1[i] = _mm256_add_epi32(
@@ -280,7 +281,7 @@ void int8_pack_panels_avx2(const int8_t* q, int64_t k, int64_t n_begin, int64_t 
 }
 
 void int8_pack_rows_avx2(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
-                         int32_t* a) {
+                         int32_t* a, int32_t* a_abs) {
   const int64_t groups = (k + 3) / 4, full = k / 4;
   for (int64_t r = m_begin; r < m_end; ++r) {
     const int8_t* x = xq + r * k;
@@ -293,16 +294,25 @@ void int8_pack_rows_avx2(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin
     }
   }
   // Rows past m in the last tile multiply like zeros; their results are never stored.
-  if (m_end == m && m % kVnniRows != 0) {
-    for (int64_t r = m; r < (m / kVnniRows + 1) * kVnniRows; ++r) {
-      int32_t* out = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
-      for (int64_t g = 0; g < groups; ++g) out[g * kVnniRows] = 0;
-    }
+  const int64_t tile_end = m_end == m ? (m + kVnniRows - 1) / kVnniRows * kVnniRows : m_end;
+  for (int64_t r = m; r < tile_end; ++r) {
+    int32_t* out = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
+    for (int64_t g = 0; g < groups; ++g) out[g * kVnniRows] = 0;
   }
+  // The tiles of [m_begin, tile_end) as bytes: |x| beside x.
+  const int64_t begin = (m_begin / kVnniRows) * kVnniRows * groups * 4;
+  const int64_t end = (tile_end + kVnniRows - 1) / kVnniRows * kVnniRows * groups * 4;
+  const auto* src = reinterpret_cast<const int8_t*>(a);
+  auto* dst = reinterpret_cast<int8_t*>(a_abs);
+  int64_t i = begin;
+  for (; i + 32 <= end; i += 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_abs_epi8(load256(src + i)));
+  }
+  for (; i < end; ++i) dst[i] = static_cast<int8_t>(src[i] < 0 ? -src[i] : src[i]);
 }
 
-void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, int64_t m_begin, int64_t m_end,
-                           int64_t n_begin, int64_t n_end) {
+void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, const int32_t* a_abs,
+                           int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end) {
   if (m_begin >= m_end || n_begin >= n_end) return;
   const int64_t groups = (p.k + 3) / 4;
   const int64_t panels = (n_end - n_begin + kPanel - 1) / kPanel;
@@ -317,9 +327,9 @@ void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, int64_t m_begin,
     for (int64_t h = 0; h < 2 && 16 * h < nc; ++h) {
       for (int64_t r = r0; r < r1; r += kMr) {
         // r is a multiple of kMr, so a 4-row sub-tile never straddles two 12-row tiles.
-        const int32_t* at = a + (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
-        packed_tile<kMr>(p, at, groups, r, std::min<int64_t>(kMr, r1 - r), data + 64 * h,
-                         j0 + 16 * h, nc - 16 * h);
+        const int64_t offset = (r / kVnniRows) * kVnniRows * groups + r % kVnniRows;
+        packed_tile<kMr>(p, a + offset, a_abs + offset, groups, r, std::min<int64_t>(kMr, r1 - r),
+                         data + 64 * h, j0 + 16 * h, nc - 16 * h);
       }
     }
   };

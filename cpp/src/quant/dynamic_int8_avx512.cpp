@@ -13,8 +13,9 @@
 // the channels it computes, one pass over those weights shared by every activation row, so
 // the entry point sends batches of a few rows to the row-major GEMV instead.
 // GCC 12's AVX-512 headers pass _mm512_undefined_*() as the unused merge source of unmasked
-// intrinsics, which -Wmaybe-uninitialized reports at every inlined call site.
+// intrinsics, which -W(maybe-)uninitialized reports at every inlined call site.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>

@@ -195,8 +195,11 @@ TEST_P(Int8GemmPackedAvx2, MatchesRefExactly) {
     std::vector<int32_t> xzp(m);
     for (int64_t i = 0; i < m; ++i) xzp[i] = static_cast<int32_t>(i * 53 % 256) - 128;
     const int64_t tiles = (m + kernels::kVnniRows - 1) / kernels::kVnniRows;
-    std::vector<int32_t> a(tiles * kernels::kVnniRows * ((k + 3) / 4), 5);
-    kernels::int8_pack_rows_avx2(xq.data(), m, k, 0, m, a.data());
+    std::vector<int32_t> a(tiles * kernels::kVnniRows * ((k + 3) / 4), 5), a_abs(a.size(), 6);
+    // Two packing calls split at a tile boundary, as the threaded entry point makes them.
+    const int64_t tile_split = std::min<int64_t>(m, kernels::kVnniRows);
+    kernels::int8_pack_rows_avx2(xq.data(), m, k, 0, tile_split, a.data(), a_abs.data());
+    kernels::int8_pack_rows_avx2(xq.data(), m, k, tile_split, m, a.data(), a_abs.data());
     for (const int32_t* zp :
          {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(xzp.data())}) {
       for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
@@ -208,8 +211,8 @@ TEST_P(Int8GemmPackedAvx2, MatchesRefExactly) {
         p.y = y.data();
         // Two row ranges split at a multiple of four, as the threaded entry point makes them.
         const int64_t split = std::min<int64_t>(m, 8);
-        kernels::int8_gemm_avx2_packed(p, a.data(), 0, split, 0, n);
-        kernels::int8_gemm_avx2_packed(p, a.data(), split, m, 0, n);
+        kernels::int8_gemm_avx2_packed(p, a.data(), a_abs.data(), 0, split, 0, n);
+        kernels::int8_gemm_avx2_packed(p, a.data(), a_abs.data(), split, m, 0, n);
         ASSERT_EQ(y, y_ref) << "m=" << m;
       }
     }

@@ -99,14 +99,16 @@ constexpr int64_t kVnniRows = 12;
 void int8_pack_rows_vnni(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
                          int32_t* a, int32_t* xsum);
 // AVX2 (no VNNI) versions on the same layouts: weights packed like int8_pack_vnni, rows
-// like int8_pack_rows_vnni without the row sums (the sign-transfer product needs no offset);
-// m_begin of the GEMM must be a multiple of 4.
+// like int8_pack_rows_vnni without the row sums (the sign-transfer product needs no offset)
+// plus a_abs, the same tiles with every byte's absolute value (sized like `a`; a packing call
+// covers whole tiles: m_begin a multiple of kVnniRows, m_end too or m). m_begin of the GEMM
+// must be a multiple of 4.
 void int8_pack_panels_avx2(const int8_t* q, int64_t k, int64_t n_begin, int64_t n_end,
                            uint8_t* out);
 void int8_pack_rows_avx2(const int8_t* xq, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
-                         int32_t* a);
-void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, int64_t m_begin, int64_t m_end,
-                           int64_t n_begin, int64_t n_end);
+                         int32_t* a, int32_t* a_abs);
+void int8_gemm_avx2_packed(const Int8Gemm& p, const int32_t* a, const int32_t* a_abs,
+                           int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end);
 // Per-token dynamic quantization straight into that layout: int8_quantize_ref followed by
 // int8_pack_rows_vnni, in one pass, with the row scales in xscales[m].
 void int8_quantize_rows_vnni(const float* x, int64_t m, int64_t k, int64_t m_begin, int64_t m_end,
