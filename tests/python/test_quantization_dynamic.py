@@ -333,3 +333,20 @@ def test_minilm_int8_embeddings_stay_close_to_fp32(monkeypatch):
     with torch.inference_mode():
         got = st.encode(sentences, convert_to_tensor=True, normalize_embeddings=True)
     assert (got * want).sum(-1).min() >= 0.99
+
+
+def test_loading_a_minus_128_weight_is_refused():
+    """The int8 x int8 kernels take weights in [-127, 127]; -128 from a foreign state dict
+    is refused with the layer named instead of giving ISA-dependent results."""
+    from wattwise.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    model = quantize_(
+        torch.nn.Sequential(torch.nn.Linear(8, 4)), Int8DynamicActivationInt8WeightConfig()
+    )
+    sd = model.state_dict()
+    sd["0.qweight"] = sd["0.qweight"].clone()
+    sd["0.qweight"][1, 2] = -128
+    with pytest.raises(ValueError, match=r"'0'.*-128"):
+        model.load_state_dict(sd)
+    sd["0.qweight"][1, 2] = -127
+    model.load_state_dict(sd)

@@ -24,6 +24,25 @@ class Int8DynamicActivationInt8WeightLinear(Int8WeightOnlyLinear):
     def _cpu_linear(self, x):
         return torch.ops.wattwise.int8_dynamic_linear(x, self.qweight, self.scales, self.bias)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The int8 x int8 kernels take symmetric weights, -127..127 (what quantize_ writes):
+        # the AVX2 product moves signs between operands, and -128 has no positive twin. A
+        # state dict from elsewhere is checked once here rather than on every call.
+        q = state_dict.get(prefix + "qweight")
+        if (
+            isinstance(q, torch.Tensor)
+            and q.dtype == torch.int8
+            and q.device.type != "meta"
+            and q.numel()
+            and int(q.min()) < -127
+        ):
+            raise ValueError(
+                f"{self._name()}: qweight holds -128; int8 dynamic weights must lie in "
+                "[-127, 127] (symmetric quantization, as Int8DynamicActivationInt8WeightConfig "
+                "writes them)"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 class HalfWeightLinear(QuantizedLinearBase):
     """``weight`` stored as float16 or bfloat16 (half the bytes of fp32); inputs,
