@@ -224,31 +224,6 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Int8GemmPackedAvx2,
                          ::testing::Combine(::testing::Values(1, 16, 31, 32, 33, 77, 100),
                                             ::testing::Values(0, 1, 3, 4, 7, 32, 33, 130, 257)));
 
-TEST(Int8PackPanelsAvx2, SameLayoutAsVnniPacking) {
-  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
-#ifdef WATTWISE_HAVE_AVX2_KERNELS
-  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
-           {32, 32}, {64, 256}, {45, 130}, {7, 5}, {33, 1}, {40, 0}}) {
-    const std::vector<int8_t> q = rand_i8(n * k, 46, -128, 127);
-    const int64_t groups = (k + 3) / 4, panels = (n + 31) / 32;
-    std::vector<uint8_t> packed(panels * groups * 128, 0);
-    kernels::int8_pack_panels_avx2(q.data(), k, 0, n, packed.data());
-    for (int64_t pi = 0; pi < panels; ++pi) {
-      for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t c = 0; c < 32; ++c) {
-          for (int64_t b = 0; b < 4; ++b) {
-            const int64_t j = pi * 32 + c, t = 4 * g + b;
-            const int want = (j < n && t < k) ? q[j * k + t] + 128 : 128;
-            ASSERT_EQ(packed[(pi * groups + g) * 128 + 4 * c + b], want)
-                << "n=" << n << " k=" << k << " channel " << j << " input " << t;
-          }
-        }
-      }
-    }
-  }
-#endif
-}
-
 // Per-token quantization into the packed rows equals the reference quantizer followed by the
 // packing, including NaN (quantized to -127 and left out of the scale) and infinity.
 TEST(Int8QuantizeRowsVnni, MatchesReferenceThenPacking) {
@@ -281,17 +256,17 @@ TEST(Int8QuantizeRowsVnni, MatchesReferenceThenPacking) {
 #endif
 }
 
-// The packed layout, element by element, through the transposing fast path (16 channels by
-// 64 inputs) and the scalar edges.
-TEST(Int8PackVnni, LayoutMatchesDefinition) {
-  if (!have_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the packing is never used";
-#ifdef WATTWISE_HAVE_AVX512_KERNELS
-  for (const auto& [n, k] :
-       std::vector<std::pair<int64_t, int64_t>>{{32, 64}, {64, 256}, {45, 130}, {7, 5}, {33, 1}}) {
+// The packed weight layout, element by element: one definition, two packers (VNNI and AVX2),
+// through their transposing fast paths (16 or 8 channels at a time) and scalar edges.
+using PackFn = void (*)(const int8_t*, int64_t, int64_t, int64_t, uint8_t*);
+
+void expect_panel_layout(PackFn pack) {
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {32, 32}, {32, 64}, {64, 256}, {45, 130}, {7, 5}, {33, 1}, {40, 0}}) {
     const std::vector<int8_t> q = rand_i8(n * k, 26, -128, 127);
     const int64_t groups = (k + 3) / 4, panels = (n + 31) / 32;
     std::vector<uint8_t> packed(panels * groups * 128, 0);
-    kernels::int8_pack_vnni(q.data(), k, 0, n, packed.data());
+    pack(q.data(), k, 0, n, packed.data());
     for (int64_t pi = 0; pi < panels; ++pi) {
       for (int64_t g = 0; g < groups; ++g) {
         for (int64_t c = 0; c < 32; ++c) {
@@ -305,6 +280,19 @@ TEST(Int8PackVnni, LayoutMatchesDefinition) {
       }
     }
   }
+}
+
+TEST(Int8PackPanels, VnniLayoutMatchesDefinition) {
+  if (!have_vnni()) GTEST_SKIP() << "this CPU has no AVX-512 VNNI: the packing is never used";
+#ifdef WATTWISE_HAVE_AVX512_KERNELS
+  expect_panel_layout(&kernels::int8_pack_vnni);
+#endif
+}
+
+TEST(Int8PackPanels, Avx2LayoutMatchesDefinition) {
+  if (!have_avx2()) GTEST_SKIP() << "this CPU has no AVX2/FMA/F16C: only the _ref path runs";
+#ifdef WATTWISE_HAVE_AVX2_KERNELS
+  expect_panel_layout(&kernels::int8_pack_panels_avx2);
 #endif
 }
 
