@@ -68,4 +68,27 @@ inline const float* optional_data(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<float>() : nullptr;
 }
 
+// A Linear-like op's activations after their checks: x, the input made contiguous, seen as
+// [m, k]; b, the bias made contiguous (undefined when absent); y, the uninitialized output
+// [..., n]. Also brings the core's thread count in line with torch's.
+struct LinearOperands {
+  at::Tensor x;
+  at::Tensor b;
+  at::Tensor y;
+  int64_t m;
+};
+
+inline LinearOperands linear_operands(const char* op, const at::Tensor& input, int64_t k, int64_t n,
+                                      const std::optional<at::Tensor>& bias) {
+  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
+  check_linear_bias(op, bias, n);
+  LinearOperands a;
+  a.x = input.contiguous();
+  a.b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  a.y = at::empty(out_shape, a.x.options());
+  a.m = leading_rows(a.x);
+  sync_num_threads();
+  return a;
+}
+
 }  // namespace wattwise::ops

@@ -111,21 +111,15 @@ at::Tensor csr_linear(const at::Tensor& input, const at::Tensor& row_ptr, const 
     prune::check_row_ptr(rp.const_data_ptr<int32_t>(), n, nnz);
     return 0;
   });
-  const auto out_shape = check_linear_input(op, input, in_features, n);
-  const int64_t m = leading_rows(input);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  at::Tensor y = at::empty(out_shape, x.options());
-  sync_num_threads();
+  const LinearOperands io = linear_operands(op, input, in_features, n, bias);
   core(op, [&] {
-    prune::csr_linear(x.const_data_ptr<float>(), m, in_features, rp.const_data_ptr<int32_t>(),
+    prune::csr_linear(io.x.const_data_ptr<float>(), io.m, in_features, rp.const_data_ptr<int32_t>(),
                       reinterpret_cast<const uint16_t*>(c.const_data_ptr<int16_t>()),
-                      v.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
-                      n, y.mutable_data_ptr<float>());
+                      v.const_data_ptr<float>(), optional_data(io.b), n,
+                      io.y.mutable_data_ptr<float>());
     return 0;
   });
-  return y;
+  return io.y;
 }
 
 at::Tensor nm_linear(const at::Tensor& input, const at::Tensor& values, const at::Tensor& idx,
@@ -143,20 +137,14 @@ at::Tensor nm_linear(const at::Tensor& input, const at::Tensor& values, const at
                     ") must be a multiple of N=", nn);
   const int64_t n = values.size(0), k = values.size(1) / nn * mm;
   const at::Tensor v = values.contiguous(), ix = idx.contiguous();
-  const auto out_shape = check_linear_input(op, input, k, n);
-  const int64_t m = leading_rows(input);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  at::Tensor y = at::empty(out_shape, x.options());
-  sync_num_threads();
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
   core(op, [&] {
-    prune::nm_linear(
-        x.const_data_ptr<float>(), m, k, v.const_data_ptr<float>(), ix.const_data_ptr<uint8_t>(),
-        nn, mm, b.defined() ? b.const_data_ptr<float>() : nullptr, n, y.mutable_data_ptr<float>());
+    prune::nm_linear(io.x.const_data_ptr<float>(), io.m, k, v.const_data_ptr<float>(),
+                     ix.const_data_ptr<uint8_t>(), nn, mm, optional_data(io.b), n,
+                     io.y.mutable_data_ptr<float>());
     return 0;
   });
-  return y;
+  return io.y;
 }
 
 }  // namespace

@@ -29,16 +29,12 @@ at::Tensor int8_dynamic_linear(const at::Tensor& input, const at::Tensor& qweigh
   const char* op = "int8_dynamic_linear";
   check_int8_weight(op, qweight, scales);
   const int64_t n = qweight.size(0), k = qweight.size(1);
-  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  at::Tensor y = at::empty(out_shape, x.options());
-  sync_num_threads();
-  quant::int8_dynamic_linear(x.const_data_ptr<float>(), leading_rows(x), k,
-                             q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
-                             optional_data(b), n, y.mutable_data_ptr<float>());
-  return y;
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous();
+  quant::int8_dynamic_linear(io.x.const_data_ptr<float>(), io.m, k, q.const_data_ptr<int8_t>(),
+                             s.const_data_ptr<float>(), optional_data(io.b), n,
+                             io.y.mutable_data_ptr<float>());
+  return io.y;
 }
 
 at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight,
@@ -58,18 +54,13 @@ at::Tensor int8_static_linear(const at::Tensor& input, const at::Tensor& qweight
   } catch (const std::invalid_argument& e) {
     TORCH_CHECK_VALUE(false, op, ": ", e.what());
   }
-  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
-  const at::Tensor ws = wsum.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  at::Tensor y = at::empty(out_shape, x.options());
-  sync_num_threads();
-  quant::int8_static_linear(
-      x.const_data_ptr<float>(), leading_rows(x), k, static_cast<float>(input_scale),
-      input_zero_point, quant_min, quant_max, q.const_data_ptr<int8_t>(), s.const_data_ptr<float>(),
-      ws.const_data_ptr<int32_t>(), optional_data(b), n, y.mutable_data_ptr<float>());
-  return y;
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous(), ws = wsum.contiguous();
+  quant::int8_static_linear(io.x.const_data_ptr<float>(), io.m, k, static_cast<float>(input_scale),
+                            input_zero_point, quant_min, quant_max, q.const_data_ptr<int8_t>(),
+                            s.const_data_ptr<float>(), ws.const_data_ptr<int32_t>(),
+                            optional_data(io.b), n, io.y.mutable_data_ptr<float>());
+  return io.y;
 }
 
 at::Tensor int8_row_sums(const at::Tensor& qweight) {
@@ -93,18 +84,14 @@ at::Tensor half_weight_linear(const at::Tensor& input, const at::Tensor& weight,
   TORCH_CHECK_TYPE(t == at::kHalf || t == at::kBFloat16, op,
                    ": weight must be Half or BFloat16, got ", t);
   const int64_t n = weight.size(0), k = weight.size(1);
-  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous(), w = weight.contiguous();
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  at::Tensor y = at::empty(out_shape, x.options());
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
+  const at::Tensor w = weight.contiguous();
   const auto format = t == at::kHalf ? quant::HalfFormat::kFloat16 : quant::HalfFormat::kBFloat16;
   // Both 16-bit formats are read as raw bit patterns by the core.
   const auto* bits = static_cast<const uint16_t*>(w.const_data_ptr());
-  sync_num_threads();
-  quant::half_linear(x.const_data_ptr<float>(), leading_rows(x), k, bits, format, optional_data(b),
-                     n, y.mutable_data_ptr<float>());
-  return y;
+  quant::half_linear(io.x.const_data_ptr<float>(), io.m, k, bits, format, optional_data(io.b), n,
+                     io.y.mutable_data_ptr<float>());
+  return io.y;
 }
 
 }  // namespace

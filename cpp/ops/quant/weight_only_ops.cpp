@@ -93,24 +93,22 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& qweight, const
   const char* op = "int8_weight_only_linear";
   check_int8_pair(op, qweight, scales);
   const int64_t n = qweight.size(0), k = qweight.size(1);
-  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
-  const int64_t m = leading_rows(x);
-  at::Tensor y = at::empty(out_shape, x.options());
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
-  sync_num_threads();
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous();
+  const int64_t m = io.m;
   if (m >= kInt8GemmMinRows && k > 0 && n > 0) {
-    at::Tensor y2d = y.view({m, n});
-    blocked_dequant_gemm(x.view({m, k}), b, n, k, y2d, [&](int64_t r0, int64_t rows, float* w) {
-      quant::int8_dequantize(q.const_data_ptr<int8_t>() + r0 * k, s.const_data_ptr<float>() + r0,
-                             rows, k, w);
-    });
-    return y;
+    at::Tensor y2d = io.y.view({m, n});
+    blocked_dequant_gemm(io.x.view({m, k}), io.b, n, k, y2d,
+                         [&](int64_t r0, int64_t rows, float* w) {
+                           quant::int8_dequantize(q.const_data_ptr<int8_t>() + r0 * k,
+                                                  s.const_data_ptr<float>() + r0, rows, k, w);
+                         });
+    return io.y;
   }
-  quant::int8_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<int8_t>(),
-                     s.const_data_ptr<float>(), optional_data(b), n, y.mutable_data_ptr<float>());
-  return y;
+  quant::int8_linear(io.x.const_data_ptr<float>(), m, k, q.const_data_ptr<int8_t>(),
+                     s.const_data_ptr<float>(), optional_data(io.b), n,
+                     io.y.mutable_data_ptr<float>());
+  return io.y;
 }
 
 std::tuple<at::Tensor, at::Tensor> int4_quantize(const at::Tensor& weight, int64_t group_size) {
@@ -164,26 +162,23 @@ at::Tensor int4_linear(const at::Tensor& input, const at::Tensor& qweight, const
   const char* op = "int4_weight_only_linear";
   check_int4_pair(op, qweight, scales, group_size);
   const int64_t n = qweight.size(0), k = qweight.size(1) * 2;
-  const std::vector<int64_t> out_shape = check_linear_input(op, input, k, n);
-  check_linear_bias(op, bias, n);
-  const at::Tensor x = input.contiguous(), q = qweight.contiguous(), s = scales.contiguous();
-  const int64_t m = leading_rows(x);
-  at::Tensor y = at::empty(out_shape, x.options());
-  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  const LinearOperands io = linear_operands(op, input, k, n, bias);
+  const at::Tensor q = qweight.contiguous(), s = scales.contiguous();
   const auto* scale_bits = reinterpret_cast<const uint16_t*>(s.const_data_ptr<at::Half>());
-  sync_num_threads();
+  const int64_t m = io.m;
   if (m >= kInt4GemmMinRows && k > 0 && n > 0) {
-    at::Tensor y2d = y.view({m, n});
+    at::Tensor y2d = io.y.view({m, n});
     const int64_t groups = k / group_size;
-    blocked_dequant_gemm(x.view({m, k}), b, n, k, y2d, [&](int64_t r0, int64_t rows, float* w) {
-      quant::int4_dequantize(q.const_data_ptr<uint8_t>() + r0 * k / 2, scale_bits + r0 * groups,
-                             rows, k, group_size, w);
-    });
-    return y;
+    blocked_dequant_gemm(io.x.view({m, k}), io.b, n, k, y2d,
+                         [&](int64_t r0, int64_t rows, float* w) {
+                           quant::int4_dequantize(q.const_data_ptr<uint8_t>() + r0 * k / 2,
+                                                  scale_bits + r0 * groups, rows, k, group_size, w);
+                         });
+    return io.y;
   }
-  quant::int4_linear(x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(), scale_bits,
-                     group_size, optional_data(b), n, y.mutable_data_ptr<float>());
-  return y;
+  quant::int4_linear(io.x.const_data_ptr<float>(), m, k, q.const_data_ptr<uint8_t>(), scale_bits,
+                     group_size, optional_data(io.b), n, io.y.mutable_data_ptr<float>());
+  return io.y;
 }
 
 }  // namespace
