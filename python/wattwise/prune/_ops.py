@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._extension import _C  # noqa: F401  (the ops must be registered before the fakes)
+from .._linear import linear_grads
 
 _ops = torch.ops.wattwise
 
@@ -43,15 +44,6 @@ def nm_to_dense(values, idx, n: int, m: int) -> torch.Tensor:
     return dense.reshape(rows, groups * m)
 
 
-def _grad_input_bias(ctx, grad_out, weight):
-    grad_input = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = grad_out @ weight
-    if ctx.has_bias and ctx.needs_input_grad[-1]:
-        grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
-    return grad_input, grad_bias
-
-
 def _csr_setup(ctx, inputs, output):
     _, row_ptr, col, values, in_features, bias = inputs
     ctx.save_for_backward(row_ptr, col, values)
@@ -62,7 +54,7 @@ def _csr_setup(ctx, inputs, output):
 def _csr_backward(ctx, grad_out):
     row_ptr, col, values = ctx.saved_tensors
     weight = csr_to_dense(row_ptr, col, values, ctx.in_features)
-    gi, gb = _grad_input_bias(ctx, grad_out, weight)
+    gi, gb = linear_grads(ctx, grad_out, weight)
     return gi, None, None, None, None, gb
 
 
@@ -76,7 +68,7 @@ def _nm_setup(ctx, inputs, output):
 def _nm_backward(ctx, grad_out):
     values, idx = ctx.saved_tensors
     weight = nm_to_dense(values, idx, *ctx.nm)
-    gi, gb = _grad_input_bias(ctx, grad_out, weight)
+    gi, gb = linear_grads(ctx, grad_out, weight)
     return gi, None, None, None, None, gb
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._linear import LinearLayerMixin
 from . import _ops
 from ._validate import check_module, layer_label
 from .compat import effective_tensor
@@ -22,23 +23,9 @@ CSR_MAX_IN = 65536
 _GATHER_EFFICIENCY = 0.65
 
 
-class _SparseBase(nn.Module):
+class _SparseBase(LinearLayerMixin):
     in_features: int
     out_features: int
-
-    def _name(self) -> str:
-        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
-
-    def _check_input(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self._name()}: input's last dimension must be in_features="
-                f"{self.in_features}, got shape {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"{self._name()}: input must be floating point, got {x.dtype}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)

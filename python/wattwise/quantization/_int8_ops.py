@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._extension import _C  # noqa: F401  (the ops must be registered before the fakes)
-from ._ops import _linear_backward
+from .._linear import linear_grads
 
 _ops = torch.ops.wattwise
 
@@ -52,7 +52,7 @@ def _int8_setup(ctx, inputs, output):
 def _int8_backward(ctx, grad_out):
     qweight, scales = ctx.saved_tensors
     weight = _ops.int8_weight_only_dequantize(qweight, scales)
-    grad_input, grad_bias = _linear_backward(ctx, grad_out, weight)
+    grad_input, grad_bias = linear_grads(ctx, grad_out, weight)
     return (grad_input, *([None] * (ctx.n_inputs - 2)), grad_bias)
 
 
@@ -64,7 +64,7 @@ def _half_setup(ctx, inputs, output):
 
 def _half_backward(ctx, grad_out):
     (weight,) = ctx.saved_tensors
-    grad_input, grad_bias = _linear_backward(ctx, grad_out, weight.to(torch.float32))
+    grad_input, grad_bias = linear_grads(ctx, grad_out, weight.to(torch.float32))
     return grad_input, None, grad_bias
 
 

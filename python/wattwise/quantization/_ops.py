@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._extension import _C  # noqa: F401  (the ops must be registered before the fakes)
+from .._linear import linear_grads
 
 _ops = torch.ops.wattwise
 
@@ -53,25 +54,16 @@ def _int4_linear_fake(input, qweight, scales, group_size, bias):
     return input.new_empty(_linear_out_shape(input, qweight))
 
 
-def _linear_backward(ctx, grad_out, weight: torch.Tensor):
-    grad_input = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = grad_out @ weight
-    if ctx.has_bias and ctx.needs_input_grad[-1]:
-        grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
-    return grad_input, grad_bias
-
-
 def _int8_linear_setup(ctx, inputs, output):
     _, qweight, scales, bias = inputs
     ctx.save_for_backward(qweight, scales)
     ctx.has_bias = bias is not None
 
 
-def _int8_linear_backward(ctx, grad_out):
+def _int8linear_grads(ctx, grad_out):
     qweight, scales = ctx.saved_tensors
     weight = _ops.int8_weight_only_dequantize(qweight, scales)
-    grad_input, grad_bias = _linear_backward(ctx, grad_out, weight)
+    grad_input, grad_bias = linear_grads(ctx, grad_out, weight)
     return grad_input, None, None, grad_bias
 
 
@@ -82,20 +74,20 @@ def _int4_linear_setup(ctx, inputs, output):
     ctx.has_bias = bias is not None
 
 
-def _int4_linear_backward(ctx, grad_out):
+def _int4linear_grads(ctx, grad_out):
     qweight, scales = ctx.saved_tensors
     weight = _ops.int4_weight_only_dequantize(qweight, scales, ctx.group_size)
-    grad_input, grad_bias = _linear_backward(ctx, grad_out, weight)
+    grad_input, grad_bias = linear_grads(ctx, grad_out, weight)
     return grad_input, None, None, None, grad_bias
 
 
 # Gradients flow to the input and bias (e.g. training heads or adapters on a quantized,
 # frozen backbone); the quantized weight itself is not trainable.
 torch.library.register_autograd(
-    "wattwise::int8_weight_only_linear", _int8_linear_backward, setup_context=_int8_linear_setup
+    "wattwise::int8_weight_only_linear", _int8linear_grads, setup_context=_int8_linear_setup
 )
 torch.library.register_autograd(
-    "wattwise::int4_weight_only_linear", _int4_linear_backward, setup_context=_int4_linear_setup
+    "wattwise::int4_weight_only_linear", _int4linear_grads, setup_context=_int4_linear_setup
 )
 
 

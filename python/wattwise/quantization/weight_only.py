@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._linear import LinearLayerMixin
 from . import _ops
 
 _FP16_MAX = 65504.0
@@ -34,27 +35,13 @@ def _float_bias(linear: nn.Linear) -> nn.Parameter | None:
     )
 
 
-class QuantizedLinearBase(nn.Module):
+class QuantizedLinearBase(LinearLayerMixin):
     """What every wattwise Linear replacement shares: its name in errors, input checks, and
     export back to ``nn.Linear`` through ``dequantize()``."""
 
     in_features: int
     out_features: int
     fqn: str
-
-    def _name(self) -> str:
-        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
-
-    def _check_input(self, x) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self._name()}: input's last dimension must be in_features="
-                f"{self.in_features}, got shape {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            raise TypeError(f"{self._name()}: input must be floating point, got {x.dtype}")
 
     def to_float(self) -> nn.Linear:
         """An ``nn.Linear`` holding the dequantized weight (and the bias)."""
