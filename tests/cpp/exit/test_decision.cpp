@@ -9,19 +9,14 @@
 #include <tuple>
 #include <vector>
 
+#include "random_data.h"
 #include "wattwise/common/cpu.h"
 #include "wattwise/exit/decision.h"
 
 namespace wattwise::exit {
 namespace {
 
-std::vector<float> randn(size_t count, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, scale);
-  std::vector<float> v(count);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using wattwise::testing::randn;
 
 struct Stats {
   std::vector<float> prob, ent, margin;

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "random_data.h"
 #include "wattwise/common/cpu.h"
 #include "wattwise/quant/dynamic_int8.h"
 #include "wattwise/quant/weight_only.h"
@@ -18,21 +19,8 @@
 namespace wattwise::quant {
 namespace {
 
-std::vector<int8_t> rand_i8(size_t count, uint32_t seed, int lo, int hi) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> dist(lo, hi);
-  std::vector<int8_t> v(count);
-  for (auto& x : v) x = static_cast<int8_t>(dist(rng));
-  return v;
-}
-
-std::vector<float> randn(size_t count, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, scale);
-  std::vector<float> v(count);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using wattwise::testing::rand_i8;
+using wattwise::testing::randn;
 
 bool have_avx2() { return detected_simd() >= SimdLevel::kAvx2; }
 bool have_vnni() { return detected_simd() >= SimdLevel::kAvx512Vnni; }

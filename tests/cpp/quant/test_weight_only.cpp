@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "random_data.h"
 #include "wattwise/common/cpu.h"
 #include "wattwise/common/half.h"
 #include "wattwise/quant/weight_only.h"
@@ -16,13 +17,7 @@
 namespace wattwise::quant {
 namespace {
 
-std::vector<float> randn(size_t count, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.f, scale);
-  std::vector<float> v(count);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using wattwise::testing::randn;
 
 bool have_avx2() { return detected_simd() >= SimdLevel::kAvx2; }
 
