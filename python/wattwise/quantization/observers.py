@@ -79,6 +79,11 @@ class ObserverBase(nn.Module):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"{type(self).__name__}: expected a floating-point Tensor, got {x!r}")
 
+    def _widen_range(self, d: torch.Tensor) -> None:
+        """Running min/max over every value seen (d non-empty, float32)."""
+        self.min_val = torch.minimum(self.min_val, d.min())
+        self.max_val = torch.maximum(self.max_val, d.max())
+
     def _qparams(self, min_val: torch.Tensor, max_val: torch.Tensor):
         """torch.ao's ``_calculate_qparams``: the range always includes 0."""
         if not self.calibrated:
@@ -119,8 +124,7 @@ class MinMaxObserver(ObserverBase):
         self._check_input(x)
         if x.numel():
             d = x.detach().to(torch.float32)
-            self.min_val = torch.minimum(self.min_val, d.min())
-            self.max_val = torch.maximum(self.max_val, d.max())
+            self._widen_range(d)
         return x
 
 
@@ -252,8 +256,7 @@ class MSEObserver(ObserverBase):
         self._check_input(x)
         if x.numel():
             d = x.detach().to(torch.float32)
-            self.min_val = torch.minimum(self.min_val, d.min())
-            self.max_val = torch.maximum(self.max_val, d.max())
+            self._widen_range(d)
             # A fresh batch gets as much of the sample as the history (reservoir-like).
             seen = int(self.sample.numel())
             keep = self.sample_size if seen == 0 else max(1, self.sample_size // 2)
