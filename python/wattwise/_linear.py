@@ -8,14 +8,20 @@ import torch
 from torch import nn
 
 
-class LinearLayerMixin(nn.Module):
-    """Needs ``in_features`` and ``fqn`` (the qualified name given at conversion, or "")."""
+class NamedLayer(nn.Module):
+    """Names itself in errors by class and ``fqn`` (the qualified name given at conversion,
+    or "")."""
 
-    in_features: int
     fqn: str
 
     def _name(self) -> str:
         return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
+
+
+class LinearLayerMixin(NamedLayer):
+    """Input checks of a Linear-like layer; needs ``in_features``."""
+
+    in_features: int
 
     def _check_input(self, x) -> None:
         if not isinstance(x, torch.Tensor):

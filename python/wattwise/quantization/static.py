@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._linear import NamedLayer
 from .configs import QuantizationConfig
 from .observers import MinMaxObserver, ObserverBase, PerChannelMinMaxObserver
 from .summary import QuantizationSummary, record
-from .weight_only import _float_bias, _float_weight
+from .weight_only import QuantizedLinearBase, _float_bias, _float_weight
 
 _DEFAULT_WEIGHT_OBSERVER = PerChannelMinMaxObserver.with_args(
     dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127, quant_max=127
@@ -101,7 +102,7 @@ class Int8StaticConfig(QuantizationConfig):
         return cls._skeleton(module, fqn)
 
 
-class _StaticBase(nn.Module):
+class _StaticBase(NamedLayer):
     """Holds int8 weights and the calibrated input parameters; the product runs in
     ``int8_static_linear``. Input parameters live in buffers (so state_dict carries them)
     and are mirrored in Python numbers (so torch.compile sees constants)."""
@@ -139,9 +140,6 @@ class _StaticBase(nn.Module):
             lo, hi = self.input_quant_range.tolist()
             self._qparams = (float(self.input_scale), int(self.input_zero_point), lo, hi)
 
-    def _name(self) -> str:
-        return f"{type(self).__name__} {self.fqn!r}" if self.fqn else type(self).__name__
-
     def _check(self, x):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{self._name()}: input must be a Tensor, got {type(x).__name__}")
@@ -172,7 +170,7 @@ class _StaticBase(nn.Module):
         return self
 
 
-class Int8StaticLinear(_StaticBase):
+class Int8StaticLinear(_StaticBase, QuantizedLinearBase):
     """int8 Linear with a calibrated input scale/zero point (torch.ao's static scheme)."""
 
     def __init__(self, in_features, out_features, bias=True, device=None, fqn: str = ""):
@@ -195,22 +193,8 @@ class Int8StaticLinear(_StaticBase):
         return mod
 
     def forward(self, x):
-        self._check(x)
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self._name()}: input's last dimension must be in_features="
-                f"{self.in_features}, got shape {tuple(x.shape)}"
-            )
+        self._check_input(x)
         return self._matmul(x.to(torch.float32)).to(x.dtype)
-
-    def to_float(self) -> nn.Linear:
-        """An ``nn.Linear`` holding the dequantized weight (and the bias)."""
-        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        with torch.no_grad():
-            lin.weight.copy_(self.dequantize())
-            if self.bias is not None:
-                lin.bias.copy_(self.bias)
-        return lin
 
     def extra_repr(self):
         s, zp, lo, hi = self._qparams
